@@ -1,0 +1,347 @@
+//! Sends connector operations over HTTP with reqwest and reads the answers.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use serde_json::{Map, Value};
+
+use super::model::{Auth, Connector, Operation, ResponseRules};
+use crate::engine::error::StepError;
+use crate::expr::{Context, ScriptEngine, Template};
+use crate::workflow::checker::secrets_value;
+
+/// Time allowed to open a connection, for every call.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Characters of a failed answer's body kept in the step error.
+const BODY_EXCERPT: usize = 200;
+
+/// What a call needs from the run that makes it.
+pub struct CallContext<'a> {
+    pub run_id: &'a str,
+    /// Sent as the operation's idempotency header: `<run id>:<step path>`.
+    pub idempotency_key: &'a str,
+    pub input: &'a Value,
+}
+
+#[derive(Clone)]
+pub struct HttpRuntime {
+    client: reqwest::Client,
+    scripts: ScriptEngine,
+}
+
+impl HttpRuntime {
+    pub fn new(scripts: ScriptEngine) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("building the HTTP client needs only a TLS provider, installed at start");
+        HttpRuntime { client, scripts }
+    }
+
+    /// Calls `operation` of `connector` and returns the step output.
+    pub async fn call(
+        &self,
+        connector: &Connector,
+        operation_name: &str,
+        operation: &Operation,
+        call: &CallContext<'_>,
+    ) -> Result<Value, StepError> {
+        let name = format!("{}.{operation_name}", connector.name);
+        let context = self.request_context(connector, call);
+        let request = self
+            .build_request(connector, operation, &context, call)
+            .map_err(|message| StepError::permanent(format!("{name}: {message}")))?;
+
+        let response = request
+            .send()
+            .await
+            .map_err(|error| describe_send_error(&name, &error))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| describe_send_error(&name, &error))?;
+
+        if !status.is_success() {
+            return Err(status_error(&name, status, &headers, &bytes));
+        }
+        let answer = response_value(status, &headers, &bytes);
+        self.read_answer(&name, &operation.response, context, answer)
+    }
+
+    fn request_context(&self, connector: &Connector, call: &CallContext<'_>) -> Context {
+        let mut context = Context::new();
+        context.set("input", call.input);
+        context.set("config", &Value::Object(connector.config.clone()));
+        context.set("secrets", &secrets_value(&connector.secrets));
+        context.set("run", &serde_json::json!({ "id": call.run_id }));
+        context
+    }
+
+    fn build_request(
+        &self,
+        connector: &Connector,
+        operation: &Operation,
+        context: &Context,
+        call: &CallContext<'_>,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let path = self.render_text(&operation.path, context, "path")?;
+        let url = format!("{}{path}", connector.base_url);
+        let mut request = self
+            .client
+            .request(operation.method.clone(), &url)
+            .timeout(operation.timeout)
+            .header(
+                operation.idempotency_key_header.as_str(),
+                call.idempotency_key,
+            );
+
+        let mut query = Vec::new();
+        for (name, template) in &operation.query {
+            let value = self
+                .scripts
+                .render_value(template, context)
+                .map_err(|e| format!("query `{name}`: {e}"))?;
+            match value {
+                Value::Null => {}
+                Value::String(text) => query.push((name.clone(), text)),
+                other => query.push((name.clone(), other.to_string())),
+            }
+        }
+        if !query.is_empty() {
+            request = request.query(&query);
+        }
+
+        for (name, template) in &operation.headers {
+            let value = self.render_text(template, context, name)?;
+            request = request.header(name.as_str(), value);
+        }
+        request = self.apply_auth(request, connector.auth.as_ref(), context)?;
+
+        if let Some(body) = &operation.body {
+            let body = self
+                .scripts
+                .render_value(body, context)
+                .map_err(|e| format!("body: {e}"))?;
+            request = request.json(&body);
+        }
+        Ok(request)
+    }
+
+    fn apply_auth(
+        &self,
+        request: reqwest::RequestBuilder,
+        auth: Option<&Auth>,
+        context: &Context,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        Ok(match auth {
+            None => request,
+            Some(Auth::Bearer(token)) => {
+                request.bearer_auth(self.render_text(token, context, "auth.bearer")?)
+            }
+            Some(Auth::Basic { username, password }) => {
+                let username = self.render_text(username, context, "auth.basic.username")?;
+                let password = self.render_text(password, context, "auth.basic.password")?;
+                request.basic_auth(username, Some(password))
+            }
+            Some(Auth::ApiKey { header, value }) => request.header(
+                header.as_str(),
+                self.render_text(value, context, "auth.api_key")?,
+            ),
+        })
+    }
+
+    fn render_text(
+        &self,
+        template: &Template,
+        context: &Context,
+        what: &str,
+    ) -> Result<String, String> {
+        match self.scripts.render(template, context) {
+            Ok(Value::String(text)) => Ok(text),
+            Ok(Value::Null) => Ok(String::new()),
+            Ok(other) => Ok(other.to_string()),
+            Err(error) => Err(format!("{what}: {error}")),
+        }
+    }
+
+    /// Applies the success condition and output mapping to a 2xx answer.
+    fn read_answer(
+        &self,
+        name: &str,
+        rules: &ResponseRules,
+        mut context: Context,
+        answer: Value,
+    ) -> Result<Value, StepError> {
+        context.set("response", &answer);
+        let evaluate = |template: &Template, what: &str| {
+            self.scripts.render(template, &context).map_err(|e| {
+                StepError::permanent(format!(
+                    "{name}: evaluating the response {what} failed: {e}"
+                ))
+            })
+        };
+
+        if let Some(success) = &rules.success
+            && !truthy(&evaluate(success, "success condition")?)
+        {
+            let message = match &rules.error {
+                Some(error) => text_of(&evaluate(error, "error message")?),
+                None => excerpt(&answer["body"].to_string()),
+            };
+            let retryable = match &rules.retryable {
+                Some(retryable) => truthy(&evaluate(retryable, "retryable condition")?),
+                None => false,
+            };
+            let message = format!("{name}: the remote side reported an error: {message}");
+            return Err(if retryable {
+                StepError::transient(message)
+            } else {
+                StepError::permanent(message)
+            });
+        }
+        match &rules.output {
+            Some(output) => self.scripts.render_value(output, &context).map_err(|e| {
+                StepError::permanent(format!("{name}: mapping the response failed: {e}"))
+            }),
+            None => Ok(answer["body"].clone()),
+        }
+    }
+}
+
+/// The `response` value expressions see: status, lower-case headers and the
+/// body (parsed JSON when it parses, text otherwise).
+fn response_value(status: StatusCode, headers: &HeaderMap, bytes: &[u8]) -> Value {
+    let body = serde_json::from_slice::<Value>(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()));
+    let headers: Map<String, Value> = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = value.to_str().ok()?;
+            Some((name.as_str().to_string(), Value::String(value.to_string())))
+        })
+        .collect();
+    serde_json::json!({ "status": status.as_u16(), "headers": headers, "body": body })
+}
+
+fn status_error(name: &str, status: StatusCode, headers: &HeaderMap, bytes: &[u8]) -> StepError {
+    let body = excerpt(&String::from_utf8_lossy(bytes));
+    let message = format!("{name}: HTTP {status}: {body}");
+    let transient = status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error();
+    let mut error = if transient {
+        StepError::transient(message)
+    } else {
+        StepError::permanent(message)
+    };
+    error.retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|value| parse_retry_after(value, Utc::now()));
+    error
+}
+
+fn describe_send_error(name: &str, error: &reqwest::Error) -> StepError {
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let mut source = String::new();
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        source = inner.to_string();
+        cause = inner.source();
+    }
+    let detail = if source.is_empty() {
+        error.to_string()
+    } else {
+        source
+    };
+    StepError::transient(format!("{name}: {what}: {detail}"))
+}
+
+/// Reads `Retry-After` as seconds (whole or fractional) or an HTTP date.
+pub fn parse_retry_after(value: &HeaderValue, now: DateTime<Utc>) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let date = DateTime::parse_from_rfc2822(text).ok()?;
+    let wait = date.with_timezone(&Utc) - now;
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+fn excerpt(text: &str) -> String {
+    let mut cut: String = text.chars().take(BODY_EXCERPT).collect();
+    if text.chars().count() > BODY_EXCERPT {
+        cut.push('…');
+    }
+    cut
+}
+
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::Null => false,
+        Value::String(s) => !s.is_empty() && s != "false",
+        Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
+        _ => true,
+    }
+}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_fraction_and_date() {
+        let now = Utc::now();
+        let whole = parse_retry_after(&HeaderValue::from_static("3"), now);
+        assert_eq!(whole, Some(Duration::from_secs(3)));
+        let fraction = parse_retry_after(&HeaderValue::from_static("2.5"), now);
+        assert_eq!(fraction, Some(Duration::from_millis(2500)));
+
+        let later = now + chrono::Duration::seconds(90);
+        let date = later.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let header = HeaderValue::from_str(&date).expect("an HTTP date is a valid header");
+        let wait = parse_retry_after(&header, now).expect("an HTTP date parses");
+        assert!(
+            wait.as_secs() >= 89 && wait.as_secs() <= 90,
+            "waited {wait:?}"
+        );
+    }
+
+    #[test]
+    fn retry_after_rejects_garbage() {
+        let now = Utc::now();
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("soon"), now),
+            None
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("-1"), now),
+            None
+        );
+    }
+
+    #[test]
+    fn excerpt_keeps_200_characters() {
+        let long = "é".repeat(300);
+        let cut = excerpt(&long);
+        assert_eq!(cut.chars().count(), 201);
+    }
+}

@@ -1,0 +1,10 @@
+//! Connectors: data files that describe a remote API (base URL, auth,
+//! operations, how to read answers), and the HTTP runtime that turns a step's
+//! input into a request and the answer into the step's output.
+
+pub mod http;
+pub mod model;
+pub mod raw;
+
+pub use http::{CallContext, HttpRuntime};
+pub use model::{Auth, Connector, Operation, ResponseRules, validate};

@@ -1,0 +1,82 @@
+//! Raw connector types: a direct mirror of a connector YAML file.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::workflow::de::Spanned;
+
+#[derive(Debug, Deserialize)]
+pub struct RawConnector {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Named settings: a literal string, or `{ env: NAME, default: "..." }`.
+    #[serde(default)]
+    pub config: IndexMap<String, Spanned<Value>>,
+    #[serde(default)]
+    pub auth: Option<Spanned<RawAuth>>,
+    #[serde(default)]
+    pub headers: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub response: Option<RawResponse>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub idempotency_key_header: Option<Spanned<String>>,
+    pub operations: IndexMap<String, Spanned<RawOperation>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawAuth {
+    Bearer(Spanned<String>),
+    Basic(RawBasic),
+    ApiKey(RawApiKey),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawBasic {
+    pub username: Spanned<String>,
+    pub password: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawApiKey {
+    pub header: Spanned<String>,
+    pub value: Spanned<String>,
+}
+
+/// How to read an answer: whether it succeeded, its error message, whether a
+/// failure may succeed later, and the step output.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawResponse {
+    #[serde(default)]
+    pub success: Option<Spanned<String>>,
+    #[serde(default)]
+    pub error: Option<Spanned<String>>,
+    #[serde(default)]
+    pub retryable: Option<Spanned<String>>,
+    #[serde(default)]
+    pub output: Option<Spanned<Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawOperation {
+    #[serde(default)]
+    pub description: Option<String>,
+    pub method: Spanned<String>,
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub query: IndexMap<String, Spanned<Value>>,
+    #[serde(default)]
+    pub headers: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub body: Option<Spanned<Value>>,
+    #[serde(default)]
+    pub response: Option<RawResponse>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub idempotency_key_header: Option<Spanned<String>>,
+}

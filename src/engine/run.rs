@@ -1,0 +1,233 @@
+//! Run records: what a run is, its status, its trigger event and the journal
+//! of its steps. These types are what the store persists and the API shows.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Lifecycle of a run. `Succeeded`, `Failed`, `Skipped` and `Cancelled` are
+/// terminal: once a run reaches one of them its status never changes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Waiting,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Waiting,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Skipped,
+        RunStatus::Cancelled,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Skipped | RunStatus::Cancelled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "invalid run status `{text}`, expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// How a run was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    Webhook,
+    Manual,
+}
+
+/// The event that started a run, stored with it so the run can resume or be
+/// replayed after a restart. Secret values are redacted before storing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TriggerEvent {
+    pub kind: TriggerKind,
+    /// Parsed body: JSON, or a map for form-encoded bodies, or a string.
+    pub body: Value,
+    /// Body text exactly as received, for webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+    /// Header names in lower case.
+    #[serde(default)]
+    pub headers: Map<String, Value>,
+    #[serde(default)]
+    pub query: Map<String, Value>,
+    /// Value of the workflow's deduplication header, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_key: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+impl TriggerEvent {
+    pub fn manual(body: Value) -> Self {
+        TriggerEvent {
+            kind: TriggerKind::Manual,
+            body,
+            raw: None,
+            headers: Map::new(),
+            query: Map::new(),
+            dedup_key: None,
+            received_at: Utc::now(),
+        }
+    }
+
+    /// The value a workflow expression sees as `trigger`.
+    pub fn to_scope_value(&self) -> Value {
+        let mut scope = Map::new();
+        scope.insert(
+            "kind".into(),
+            serde_json::to_value(self.kind).unwrap_or(Value::Null),
+        );
+        scope.insert("body".into(), self.body.clone());
+        scope.insert(
+            "raw".into(),
+            self.raw.clone().map(Value::String).unwrap_or(Value::Null),
+        );
+        scope.insert("headers".into(), Value::Object(self.headers.clone()));
+        scope.insert("query".into(), Value::Object(self.query.clone()));
+        scope.insert(
+            "received_at".into(),
+            Value::String(self.received_at.to_rfc3339()),
+        );
+        Value::Object(scope)
+    }
+}
+
+/// Status of one step in a run's journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl StepStatus {
+    /// A step with a recorded result never executes again.
+    pub fn has_result(self) -> bool {
+        !matches!(self, StepStatus::Running)
+    }
+}
+
+/// One execution attempt of a step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Journal entry of one step: recorded when its first attempt starts and
+/// rewritten with the result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Position of the step in the workflow's `steps` list.
+    pub index: usize,
+    pub id: String,
+    /// Where the step sits in the workflow, such as `steps[1]`.
+    pub path: String,
+    pub status: StepStatus,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A run with its journal. The store keeps the header (everything but
+/// `steps`) and each step record under separate keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    pub id: String,
+    pub workflow: String,
+    pub status: RunStatus,
+    pub trigger: TriggerEvent,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Reason given by `skip(...)` when the run was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
+}
+
+impl Run {
+    /// Creates a queued run with a new time-ordered id, so that ids sort by
+    /// creation time.
+    pub fn new(workflow: &str, trigger: TriggerEvent) -> Self {
+        Run {
+            id: uuid::Uuid::now_v7().to_string(),
+            workflow: workflow.to_string(),
+            status: RunStatus::Queued,
+            trigger,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            output: None,
+            error: None,
+            reason: None,
+            steps: Vec::new(),
+        }
+    }
+}

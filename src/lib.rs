@@ -1,0 +1,19 @@
+//! tether: a code-first workflow automation engine. Operators write
+//! workflows in YAML; one process runs them durably, with state in sled.
+//!
+//! - [`workflow`]: workflow files, raw and validated, and loading them.
+//! - [`expr`]: the sandboxed Rhai engine, `${{ }}` templates, decimal money.
+//! - [`connector`]: connector files and the HTTP runtime.
+//! - [`trigger`]: webhook verification and trigger events.
+//! - [`engine`]: runs, their journal, workers and retries.
+//! - [`store`]: the storage trait and its sled implementation.
+//! - [`web`]: the axum router for webhooks and the API.
+
+pub mod app;
+pub mod connector;
+pub mod engine;
+pub mod expr;
+pub mod store;
+pub mod trigger;
+pub mod web;
+pub mod workflow;

@@ -1,0 +1,312 @@
+//! The `tether` command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use tether::engine::run::{Run, RunStatus, TriggerEvent};
+use tether::expr::{Limits, ScriptEngine};
+use tether::store::{RunQuery, SledStore, Store};
+use tether::workflow::{Env, load_paths};
+
+#[derive(Parser)]
+#[command(
+    name = "tether",
+    version,
+    about = "Run YAML workflows durably: webhooks, scripts and connector calls."
+)]
+struct Cli {
+    /// Directory holding `workflows/` and `connectors/`.
+    #[arg(long, global = true, default_value = ".", env = "TETHER_DIR")]
+    dir: PathBuf,
+    /// Directory of the embedded store (created when missing).
+    #[arg(long, global = true, default_value = "./data", env = "TETHER_DATA")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve webhooks and the API, and run workflows until stopped.
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "TETHER_LISTEN")]
+        listen: SocketAddr,
+    },
+    /// Validate workflow and connector files; exit 1 on any problem.
+    Check {
+        /// Files or directories to check (default: the `--dir` directory).
+        paths: Vec<PathBuf>,
+    },
+    /// Run a workflow once in the foreground and print the run as JSON; exit 1 unless it succeeds or is skipped.
+    Run {
+        workflow: String,
+        /// JSON file given to the run as `trigger.body`.
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+    /// List runs, newest first.
+    Runs {
+        #[arg(long)]
+        workflow: Option<String>,
+        /// queued, running, waiting, succeeded, failed, skipped or cancelled.
+        #[arg(long)]
+        status: Option<RunStatus>,
+        /// Number of runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// API of a running server, used when another process holds the data directory.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "TETHER_SERVER")]
+        server: String,
+    },
+    /// Print one run with its steps as JSON.
+    Show {
+        run_id: String,
+        /// API of a running server, used when another process holds the data directory.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "TETHER_SERVER")]
+        server: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = matches!(
+        cli.command,
+        Command::Check { .. } | Command::Runs { .. } | Command::Show { .. }
+    );
+    init_logging(if quiet { "warn" } else { "info" });
+
+    let runtime =
+        tokio::runtime::Runtime::new().expect("the tokio runtime starts on any supported OS");
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { listen } => serve(&cli.dir, &cli.data, listen).await,
+        Command::Check { paths } => Ok(check(&cli.dir, paths)),
+        Command::Run { workflow, input } => {
+            run_once(&cli.dir, &cli.data, &workflow, input.as_deref()).await
+        }
+        Command::Runs {
+            workflow,
+            status,
+            limit,
+            json,
+            server,
+        } => {
+            let query = RunQuery {
+                workflow,
+                status,
+                before: None,
+                limit,
+            };
+            list_runs(&cli.data, &server, &query, json).await
+        }
+        Command::Show { run_id, server } => show_run(&cli.data, &server, &run_id).await,
+    }
+}
+
+async fn serve(dir: &Path, data: &Path, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+    let engine = tether::app::open(dir, data, &Env::from_process())?;
+    engine.start()?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!("could not listen on {listen}; is the port in use? pick another with --listen")
+        })?;
+    tether::web::server::serve(listener, engine.clone(), shutdown_signal()).await?;
+    engine.store().sync().await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler succeeds on unix");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested");
+}
+
+fn check(dir: &Path, paths: Vec<PathBuf>) -> ExitCode {
+    tether::app::install_tls_provider();
+    let paths = if paths.is_empty() {
+        vec![dir.to_path_buf()]
+    } else {
+        paths
+    };
+    let scripts = ScriptEngine::new(Limits::default());
+    let registry = load_paths(&paths, dir, &scripts, &Env::from_process());
+    for problem in &registry.problems {
+        println!("{problem}");
+    }
+    if registry.problems.is_empty() {
+        println!(
+            "ok: {} workflows, {} connectors",
+            registry.workflows.len(),
+            registry.connectors.len()
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!("{} problems", registry.problems.len());
+        ExitCode::FAILURE
+    }
+}
+
+async fn run_once(
+    dir: &Path,
+    data: &Path,
+    workflow: &str,
+    input: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let body = match input {
+        None => serde_json::Value::Null,
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("could not read {}", file.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid JSON", file.display()))?
+        }
+    };
+    let engine = tether::app::open(dir, data, &Env::from_process())?;
+    if engine.registry().workflow(workflow).is_none() {
+        let known: Vec<String> = engine.registry().workflows.keys().cloned().collect();
+        bail!(
+            "workflow `{workflow}` is not loaded from {}; loaded: {}",
+            dir.display(),
+            known.join(", ")
+        );
+    }
+    let run = engine.run_now(workflow, TriggerEvent::manual(body)).await?;
+    println!("{}", serde_json::to_string_pretty(&run)?);
+    let ok = matches!(run.status, RunStatus::Succeeded | RunStatus::Skipped);
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Opens the store read-write, or `None` when another process holds it.
+fn open_store(data: &Path) -> Option<SledStore> {
+    if !data.exists() {
+        return None;
+    }
+    SledStore::open(data).ok()
+}
+
+async fn list_runs(
+    data: &Path,
+    server: &str,
+    query: &RunQuery,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let runs: Vec<serde_json::Value> = match open_store(data) {
+        Some(store) => store
+            .list_runs(query)?
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()?,
+        None => {
+            let mut url = reqwest::Url::parse(server)
+                .with_context(|| format!("invalid --server `{server}`"))?;
+            url.set_path("/api/runs");
+            {
+                let mut pairs = url.query_pairs_mut();
+                pairs.append_pair("limit", &query.limit.to_string());
+                if let Some(workflow) = &query.workflow {
+                    pairs.append_pair("workflow", workflow);
+                }
+                if let Some(status) = query.status {
+                    pairs.append_pair("status", status.as_str());
+                }
+            }
+            let page = fetch_json(url.as_str(), data).await?;
+            page["runs"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<36}  {:<24}  {:<9}  {:<25}  error",
+        "id", "workflow", "status", "created"
+    );
+    for run in &runs {
+        let text = |key: &str| run[key].as_str().unwrap_or("").to_string();
+        println!(
+            "{:<36}  {:<24}  {:<9}  {:<25}  {}",
+            text("id"),
+            text("workflow"),
+            text("status"),
+            text("created_at"),
+            text("error").lines().next().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show_run(data: &Path, server: &str, run_id: &str) -> anyhow::Result<ExitCode> {
+    let run: Option<Run> = match open_store(data) {
+        Some(store) => store.load_run(run_id)?,
+        None => {
+            let url = format!("{}/api/runs/{run_id}", server.trim_end_matches('/'));
+            let value = fetch_json(&url, data).await?;
+            if value.get("error").is_some() {
+                None
+            } else {
+                Some(serde_json::from_value(value)?)
+            }
+        }
+    };
+    match run {
+        Some(run) => {
+            println!("{}", serde_json::to_string_pretty(&run)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => bail!("run `{run_id}` not found"),
+    }
+}
+
+async fn fetch_json(url: &str, data: &Path) -> anyhow::Result<serde_json::Value> {
+    tether::app::install_tls_provider();
+    let response = reqwest::get(url).await.with_context(|| {
+        format!(
+            "could not open {} (missing, or held by a running server) and could not reach the server at {url}",
+            data.display()
+        )
+    })?;
+    Ok(response.json().await?)
+}

@@ -1,0 +1,80 @@
+//! Durable state behind one trait. The engine, triggers and web layer only
+//! see [`Store`]; [`SledStore`] is the embedded implementation, and a shared
+//! database can implement the same trait to back several engine processes.
+//!
+//! Writes are buffered until [`Store::sync`] returns: callers decide which
+//! writes must be on disk before they go on (an acknowledged webhook, a step
+//! result before the next step calls a remote side).
+
+mod commit;
+mod sled_store;
+
+pub use sled_store::SledStore;
+
+use async_trait::async_trait;
+
+use crate::engine::run::{Run, RunStatus, StepRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored record `{key}` is not valid JSON: {source}")]
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
+    #[error("could not encode record: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("the flush thread has stopped")]
+    FlusherGone,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Result of inserting a run that may carry a deduplication key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// The run was stored under its own id.
+    New,
+    /// The key was seen before; nothing was stored. Holds the first run's id.
+    Duplicate(String),
+}
+
+/// Filter for listing runs, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    pub workflow: Option<String>,
+    pub status: Option<RunStatus>,
+    /// Only runs whose id sorts before this one (cursor pagination).
+    pub before: Option<String>,
+    pub limit: usize,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a new run and, when `dedup_key` is set, claims that key for
+    /// the run's workflow in the same atomic transaction, so two concurrent
+    /// copies of one delivery make one run. Durable when it returns.
+    async fn insert_run(&self, run: &Run, dedup_key: Option<&str>) -> Result<Inserted>;
+
+    /// Writes the run's header (everything except its steps).
+    fn save_run(&self, run: &Run) -> Result<()>;
+
+    /// Writes one step record of a run's journal.
+    fn save_step(&self, run_id: &str, step: &StepRecord) -> Result<()>;
+
+    /// Waits until every write made before the call is on disk. Concurrent
+    /// callers share one flush.
+    async fn sync(&self) -> Result<()>;
+
+    /// Loads a run with its journal.
+    fn load_run(&self, id: &str) -> Result<Option<Run>>;
+
+    /// Lists run headers, newest first, without their steps.
+    fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>>;
+
+    /// Run headers that are not terminal, oldest first, for resuming after a
+    /// restart.
+    fn unfinished_runs(&self) -> Result<Vec<Run>>;
+}

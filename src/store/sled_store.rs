@@ -1,0 +1,177 @@
+//! The embedded store: sled files under the data directory.
+//!
+//! Trees: `runs` maps a run id to its header as JSON; `steps` maps
+//! `<run id>/<step index>` to a step record; `dedup` maps
+//! `<workflow>\0<deduplication key>` to the id of the run it started. Run ids
+//! are time-ordered, so the `runs` tree iterates oldest to newest.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::commit::GroupCommit;
+use super::{Inserted, Result, RunQuery, Store, StoreError};
+use crate::engine::run::{Run, StepRecord};
+
+pub struct SledStore {
+    db: sled::Db,
+    runs: sled::Tree,
+    steps: sled::Tree,
+    dedup: sled::Tree,
+    commit: GroupCommit,
+}
+
+impl SledStore {
+    /// Opens or creates the store in `dir`. Fails when another process holds
+    /// the directory.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open()?;
+        let runs = db.open_tree("runs")?;
+        let steps = db.open_tree("steps")?;
+        let dedup = db.open_tree("dedup")?;
+        let commit = GroupCommit::start(db.clone());
+        Ok(SledStore {
+            db,
+            runs,
+            steps,
+            dedup,
+            commit,
+        })
+    }
+
+    /// Flushes without going through the group-commit thread, for shutdown.
+    pub fn flush_now(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(StoreError::Encode)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+fn header_bytes(run: &Run) -> Result<Vec<u8>> {
+    let header = Run {
+        steps: Vec::new(),
+        ..run.clone()
+    };
+    encode(&header)
+}
+
+fn step_key(run_id: &str, index: usize) -> String {
+    format!("{run_id}/{index:06}")
+}
+
+fn dedup_key(workflow: &str, key: &str) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(workflow.len() + key.len() + 1);
+    bytes.extend_from_slice(workflow.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(key.as_bytes());
+    bytes
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn insert_run(&self, run: &Run, dedup: Option<&str>) -> Result<Inserted> {
+        let header = header_bytes(run)?;
+        let inserted = match dedup {
+            None => {
+                self.runs.insert(run.id.as_bytes(), header)?;
+                Inserted::New
+            }
+            Some(key) => {
+                let claim = dedup_key(&run.workflow, key);
+                let outcome = (&self.runs, &self.dedup).transaction(|(runs, dedup)| {
+                    if let Some(first) = dedup.get(&claim)? {
+                        let first = String::from_utf8_lossy(&first).into_owned();
+                        return Ok(Inserted::Duplicate(first));
+                    }
+                    dedup.insert(claim.as_slice(), run.id.as_bytes())?;
+                    runs.insert(run.id.as_bytes(), header.as_slice())?;
+                    Ok::<_, ConflictableTransactionError<StoreError>>(Inserted::New)
+                });
+                match outcome {
+                    Ok(inserted) => inserted,
+                    Err(TransactionError::Abort(error)) => return Err(error),
+                    Err(TransactionError::Storage(error)) => return Err(error.into()),
+                }
+            }
+        };
+        if inserted == Inserted::New {
+            self.commit.sync().await?;
+        }
+        Ok(inserted)
+    }
+
+    fn save_run(&self, run: &Run) -> Result<()> {
+        self.runs.insert(run.id.as_bytes(), header_bytes(run)?)?;
+        Ok(())
+    }
+
+    fn save_step(&self, run_id: &str, step: &StepRecord) -> Result<()> {
+        self.steps
+            .insert(step_key(run_id, step.index), encode(step)?)?;
+        Ok(())
+    }
+
+    async fn sync(&self) -> Result<()> {
+        self.commit.sync().await
+    }
+
+    fn load_run(&self, id: &str) -> Result<Option<Run>> {
+        let Some(bytes) = self.runs.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let mut run: Run = decode(id.as_bytes(), &bytes)?;
+        let prefix = format!("{id}/");
+        for entry in self.steps.scan_prefix(prefix.as_bytes()) {
+            let (key, bytes) = entry?;
+            run.steps.push(decode(&key, &bytes)?);
+        }
+        Ok(Some(run))
+    }
+
+    // TODO: filtering scans headers newest first; an index by workflow and
+    // status keeps this fast once history holds millions of runs.
+    fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>> {
+        let entries = match &query.before {
+            Some(before) => self.runs.range(..before.as_bytes().to_vec()),
+            None => self.runs.iter(),
+        };
+        let mut found = Vec::new();
+        for entry in entries.rev() {
+            if found.len() >= query.limit {
+                break;
+            }
+            let (key, bytes) = entry?;
+            let run: Run = decode(&key, &bytes)?;
+            let workflow_matches = query.workflow.as_deref().is_none_or(|w| w == run.workflow);
+            let status_matches = query.status.is_none_or(|s| s == run.status);
+            if workflow_matches && status_matches {
+                found.push(run);
+            }
+        }
+        Ok(found)
+    }
+
+    fn unfinished_runs(&self) -> Result<Vec<Run>> {
+        let mut found = Vec::new();
+        for entry in self.runs.iter() {
+            let (key, bytes) = entry?;
+            let run: Run = decode(&key, &bytes)?;
+            if !run.status.is_terminal() {
+                found.push(run);
+            }
+        }
+        Ok(found)
+    }
+}

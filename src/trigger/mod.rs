@@ -1,0 +1,3 @@
+//! Triggers: how events from outside become runs.
+
+pub mod webhook;

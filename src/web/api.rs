@@ -1,0 +1,108 @@
+//! The JSON API: run history and workflows.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{ApiError, AppState};
+use crate::engine::run::{Run, RunStatus};
+use crate::store::RunQuery;
+use crate::workflow::Trigger;
+
+/// Runs per page when the request does not say.
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RunsParams {
+    workflow: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+    before: Option<String>,
+}
+
+pub(super) async fn list_runs(
+    State(state): State<AppState>,
+    Query(params): Query<RunsParams>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match params.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(
+            text.parse::<RunStatus>()
+                .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, message))?,
+        ),
+    };
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let query = RunQuery {
+        workflow: params.workflow.filter(|w| !w.is_empty()),
+        status,
+        before: params.before.filter(|b| !b.is_empty()),
+        limit,
+    };
+    let runs = state
+        .engine
+        .store()
+        .list_runs(&query)
+        .map_err(ApiError::internal)?;
+    let next = (runs.len() == limit)
+        .then(|| runs.last().map(|r| r.id.clone()))
+        .flatten();
+    let summaries: Vec<Value> = runs.iter().map(summary).collect();
+    Ok(Json(
+        serde_json::json!({ "runs": summaries, "next_before": next }),
+    ))
+}
+
+fn summary(run: &Run) -> Value {
+    serde_json::json!({
+        "id": run.id,
+        "workflow": run.workflow,
+        "status": run.status,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+        "reason": run.reason,
+    })
+}
+
+pub(super) async fn show_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Run>, ApiError> {
+    match state
+        .engine
+        .store()
+        .load_run(&id)
+        .map_err(ApiError::internal)?
+    {
+        Some(run) => Ok(Json(run)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("run `{id}` not found"),
+        )),
+    }
+}
+
+pub(super) async fn list_workflows(State(state): State<AppState>) -> Json<Value> {
+    let registry = state.engine.registry();
+    let workflows: Vec<Value> = registry
+        .workflows
+        .values()
+        .map(|workflow| {
+            let trigger = match &workflow.trigger {
+                Trigger::Webhook(hook) => serde_json::json!({ "webhook": { "path": hook.path } }),
+                Trigger::Manual => serde_json::json!("manual"),
+            };
+            serde_json::json!({
+                "name": workflow.name,
+                "description": workflow.description,
+                "file": workflow.file,
+                "trigger": trigger,
+            })
+        })
+        .collect();
+    let problems: Vec<String> = registry.problems.iter().map(ToString::to_string).collect();
+    Json(serde_json::json!({ "workflows": workflows, "problems": problems }))
+}

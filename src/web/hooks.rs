@@ -1,0 +1,88 @@
+//! `POST /hooks/...`: verify, store durably, then acknowledge.
+
+use axum::Json;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState};
+use crate::engine::{EngineError, Submitted};
+use crate::trigger::webhook;
+use crate::workflow::Trigger;
+
+pub(super) async fn receive(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let full_path = format!("/hooks/{path}");
+    let registry = state.engine.registry();
+    let Some(workflow) = registry
+        .hooks
+        .get(&full_path)
+        .and_then(|name| registry.workflow(name))
+    else {
+        tracing::debug!(path = %full_path, "webhook for unknown path");
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no workflow listens on {full_path}"),
+        ));
+    };
+    let Trigger::Webhook(trigger) = &workflow.trigger else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no workflow listens on {full_path}"),
+        ));
+    };
+
+    let too_large = || {
+        tracing::debug!(workflow = %workflow.name, limit = trigger.max_body, "webhook body too large");
+        let message = format!(
+            "body is larger than the limit of {} bytes",
+            trigger.max_body
+        );
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > trigger.max_body) {
+        return Err(too_large());
+    }
+    let body = to_bytes(body, trigger.max_body)
+        .await
+        .map_err(|_| too_large())?;
+
+    if let Some(verify) = &trigger.verify
+        && let Err(reason) = webhook::verify_signature(verify, &headers, &body)
+    {
+        tracing::info!(workflow = %workflow.name, %reason, "webhook signature rejected");
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid signature"));
+    }
+    let event = webhook::event_from_request(trigger, &headers, uri.query(), &body)
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, message))?;
+    if trigger.dedup_header.is_some() && event.dedup_key.is_none() {
+        tracing::warn!(workflow = %workflow.name, "webhook without its deduplication header; accepted without deduplication");
+    }
+
+    match state.engine.submit(&workflow.name, event).await {
+        Ok(Submitted::New(run_id)) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "run_id": run_id })),
+        )
+            .into_response()),
+        Ok(Submitted::Duplicate(run_id)) => {
+            let body = serde_json::json!({ "run_id": run_id, "duplicate": true });
+            Ok((StatusCode::OK, Json(body)).into_response())
+        }
+        Err(EngineError::UnknownWorkflow(name)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("workflow `{name}` is not loaded"),
+        )),
+        Err(error) => Err(ApiError::internal(error)),
+    }
+}

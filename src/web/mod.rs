@@ -1,0 +1,76 @@
+//! The HTTP side, all on one listener: webhook triggers under `/hooks/`, the
+//! JSON API under `/api/`, and `/healthz`.
+
+mod api;
+mod hooks;
+pub mod server;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::engine::Engine;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+}
+
+/// Builds the router; tests call it directly or serve it on `127.0.0.1:0`.
+pub fn router(engine: Arc<Engine>) -> Router {
+    let state = AppState { engine };
+    Router::new()
+        .route(
+            "/hooks/{*path}",
+            post(hooks::receive).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/workflows", get(api::list_workflows))
+        .route("/api/runs", get(api::list_runs))
+        .route("/api/runs/{id}", get(api::show_run))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .with_state(state)
+}
+
+/// An error answer: the status and `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// A server-side failure: logged in full here, answered with a short
+    /// message.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the server log",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,15 @@
+//! Workflow files: the raw YAML mirror, the validated model the engine runs,
+//! and loading with every problem reported as `file:line:col: path: message`.
+
+pub mod checker;
+pub mod de;
+pub mod diag;
+pub mod load;
+pub mod model;
+pub mod raw;
+pub mod validate;
+pub mod yaml;
+
+pub use checker::Env;
+pub use load::{Registry, load_dir, load_files, load_paths};
+pub use model::{Step, StepKind, Trigger, Workflow};

@@ -1,0 +1,136 @@
+//! Validated workflow types: what the engine runs. Every expression is
+//! compiled, every reference resolved and every secret read by the time a
+//! value of these types exists.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::expr::{Script, ValueTemplate};
+
+/// Default largest webhook body: 10 MiB.
+pub const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub name: String,
+    pub description: Option<String>,
+    pub file: PathBuf,
+    pub trigger: Trigger,
+    /// Runs of this workflow in flight at once; `None` means no own limit.
+    pub concurrency: Option<usize>,
+    pub vars: Value,
+    /// Secrets the workflow's expressions use, read from the environment at
+    /// load.
+    pub secrets: BTreeMap<String, String>,
+    pub retry: RetryPolicy,
+    pub timeout: Option<Duration>,
+    pub steps: Vec<Step>,
+    pub on_failure: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    Webhook(WebhookTrigger),
+    Manual,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookTrigger {
+    /// Request path, starting with `/hooks/`.
+    pub path: String,
+    pub verify: Option<HmacVerify>,
+    /// Header name in lower case.
+    pub dedup_header: Option<String>,
+    pub max_body: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureEncoding {
+    Base64,
+    Hex,
+}
+
+/// HMAC-SHA256 over the raw request body, compared in constant time.
+#[derive(Clone)]
+pub struct HmacVerify {
+    /// Header name in lower case.
+    pub header: String,
+    pub secret: String,
+    pub encoding: SignatureEncoding,
+    pub prefix: Option<String>,
+}
+
+impl std::fmt::Debug for HmacVerify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HmacVerify")
+            .field("header", &self.header)
+            .field("secret", &"[redacted]")
+            .field("encoding", &self.encoding)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    /// Where the step sits in its workflow, such as `steps[1]`.
+    pub path: String,
+    pub kind: StepKind,
+    pub retry: Option<RetryPolicy>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    Uses {
+        connector: String,
+        operation: String,
+        with: ValueTemplate,
+    },
+    Script(Script),
+}
+
+impl StepKind {
+    /// Whether running the step again can have an effect outside the engine.
+    pub fn has_side_effects(&self) -> bool {
+        matches!(self, StepKind::Uses { .. })
+    }
+}
+
+/// Exponential backoff: attempt `n` (from 1) waits
+/// `backoff * multiplier^(n-1)`, capped at `max_backoff`, with a random part
+/// of `jitter` of that time taken off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub multiplier: f64,
+    pub max_backoff: Duration,
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    /// One attempt: no retry unless the workflow or step asks for it.
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 1,
+            backoff: Duration::from_secs(1),
+            multiplier: 2.0,
+            max_backoff: Duration::from_secs(300),
+            jitter: 0.2,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `next` (2 for the first retry), without jitter.
+    pub fn base_delay(&self, next: u32) -> Duration {
+        let exponent = next.saturating_sub(2) as i32;
+        let seconds = self.backoff.as_secs_f64() * self.multiplier.powi(exponent);
+        Duration::from_secs_f64(seconds.min(self.max_backoff.as_secs_f64()))
+    }
+}

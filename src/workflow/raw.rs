@@ -1,0 +1,101 @@
+//! Raw workflow types: a direct mirror of the YAML, as written by the
+//! operator. Nothing here is checked beyond its shape; `validate` turns these
+//! into the types the engine runs.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::de::Spanned;
+
+#[derive(Debug, Deserialize)]
+pub struct RawWorkflow {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub trigger: Spanned<RawTrigger>,
+    #[serde(default)]
+    pub concurrency: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub vars: IndexMap<String, Value>,
+    #[serde(default)]
+    pub retry: Option<Spanned<RawRetry>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    pub steps: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    pub on_failure: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawTrigger {
+    Webhook(Box<RawWebhook>),
+    Manual,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawWebhook {
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub verify: Option<RawVerify>,
+    #[serde(default)]
+    pub dedup_header: Option<Spanned<String>>,
+    /// Largest accepted body, such as `10MiB` or a number of bytes.
+    #[serde(default)]
+    pub max_body: Option<Spanned<Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawVerify {
+    pub hmac_sha256: Spanned<RawHmac>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawHmac {
+    pub header: Spanned<String>,
+    pub secret: Spanned<String>,
+    #[serde(default)]
+    pub encoding: Option<RawEncoding>,
+    /// Text before the signature in the header, such as `sha256=`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawEncoding {
+    Base64,
+    Hex,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawStep {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub uses: Option<Spanned<String>>,
+    #[serde(default)]
+    pub with: IndexMap<String, Spanned<Value>>,
+    #[serde(default)]
+    pub script: Option<Spanned<String>>,
+    #[serde(default)]
+    pub retry: Option<Spanned<RawRetry>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawRetry {
+    pub attempts: Spanned<u32>,
+    #[serde(default)]
+    pub backoff: Option<Spanned<String>>,
+    #[serde(default)]
+    pub multiplier: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub max_backoff: Option<Spanned<String>>,
+    /// Fraction of each backoff that is randomised, from 0 to 1.
+    #[serde(default)]
+    pub jitter: Option<Spanned<f64>>,
+}

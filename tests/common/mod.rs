@@ -1,0 +1,255 @@
+//! Test harness: a project directory with the bundled workflows, the engine
+//! serving on 127.0.0.1 over a temporary sled directory, and a supplier
+//! stand-in that records every request.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use serde_json::Value;
+use tempfile::TempDir;
+use tether::engine::Engine;
+use tether::workflow::Env;
+use tokio::sync::oneshot;
+
+pub const SHOPIFY_SECRET: &str = "shpss_test_2f9c1e7a";
+pub const SHOPIFY_SIGNATURE: &str = "sGhtLdnvs7bSHQn7PF5+JCJfEf4uqAKAl5vmNoF6Bo8=";
+pub const SHOPIFY_WEBHOOK_ID: &str = "4f1d2c9e-8a7b-4c3d-9e2f-1a2b3c4d5e6f";
+pub const SUPPLIER_TOKEN: &str = "sup_tok_91f3a7";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = repo_root().join("tests/fixtures").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()))
+}
+
+/// A temporary project directory holding copies of the bundled
+/// `workflows/` and `connectors/`, plus any extra files a test adds.
+pub struct Project {
+    pub dir: TempDir,
+}
+
+impl Project {
+    pub fn bundled() -> Self {
+        let dir = TempDir::new().expect("creating a temporary directory");
+        for sub in ["workflows", "connectors"] {
+            let target = dir.path().join(sub);
+            std::fs::create_dir_all(&target).expect("creating a project subdirectory");
+            for entry in std::fs::read_dir(repo_root().join(sub)).expect("reading bundled files") {
+                let path = entry.expect("directory entry").path();
+                let name = path.file_name().expect("file name");
+                std::fs::copy(&path, target.join(name)).expect("copying a bundled file");
+            }
+        }
+        Project { dir }
+    }
+
+    pub fn add_workflow(&self, file: &str, text: &str) {
+        std::fs::write(self.dir.path().join("workflows").join(file), text)
+            .expect("writing a workflow");
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The engine serving on an ephemeral port of 127.0.0.1.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub engine: Arc<Engine>,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    _data: TempDir,
+}
+
+impl TestServer {
+    pub async fn start(project: &Project, env: Env) -> Self {
+        let data = TempDir::new().expect("creating the data directory");
+        let engine =
+            tether::app::open(project.path(), data.path(), &env).expect("opening the engine");
+        assert!(
+            engine.registry().problems.is_empty(),
+            "bundled files have problems: {:?}",
+            engine
+                .registry()
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        );
+        engine.start().expect("starting the engine");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding 127.0.0.1:0");
+        let addr = listener.local_addr().expect("bound address");
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let serving = Arc::clone(&engine);
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = signal.await;
+            };
+            tether::web::server::serve(listener, serving, stop)
+                .await
+                .expect("serving");
+        });
+        TestServer {
+            addr,
+            engine,
+            client: reqwest::Client::new(),
+            shutdown: Some(shutdown),
+            _data: data,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Posts a Shopify-signed order webhook.
+    pub async fn post_shopify(
+        &self,
+        body: &[u8],
+        signature: &str,
+        webhook_id: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/hooks/shopify/orders-create"))
+            .header("Content-Type", "application/json")
+            .header("X-Shopify-Topic", "orders/create")
+            .header("X-Shopify-Shop-Domain", "lumen-trail.myshopify.com")
+            .header("X-Shopify-Webhook-Id", webhook_id)
+            .header("X-Shopify-Hmac-Sha256", signature)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("sending the webhook")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.expect("GET");
+        response.json().await.expect("a JSON answer")
+    }
+
+    /// Polls the run until it reaches a terminal status.
+    pub async fn wait_for_run(&self, run_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let run = self.get_json(&format!("/api/runs/{run_id}")).await;
+            let status = run["status"].as_str().unwrap_or("");
+            if matches!(status, "succeeded" | "failed" | "skipped" | "cancelled") {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {run_id} did not finish: {run}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// One request as the supplier stand-in received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the request body is JSON")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+type Responder = Arc<dyn Fn(&Recorded) -> (StatusCode, Value) + Send + Sync>;
+
+/// An HTTP server on 127.0.0.1 standing in for the supplier: records every
+/// request and answers with what the responder returns for it.
+pub struct Supplier {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Supplier {
+    /// Answers every request with the same status and JSON body.
+    pub async fn fixed(status: StatusCode, body: Value) -> Self {
+        Self::start(Arc::new(move |_| (status, body.clone()))).await
+    }
+
+    /// Answers like the supplier accepting an order.
+    pub async fn accepting() -> Self {
+        Self::fixed(
+            StatusCode::OK,
+            serde_json::json!({
+                "code": 200, "result": true, "message": "Success",
+                "data": { "orderId": "SO-2611-000123", "status": "CREATED" }
+            }),
+        )
+        .await
+    }
+
+    pub async fn start(responder: Responder) -> Self {
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let recorder = Arc::clone(&requests);
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let recorded = Recorded {
+                    method,
+                    path: uri.path().to_string(),
+                    headers,
+                    body,
+                };
+                let (status, answer) = responder(&recorded);
+                recorder.lock().expect("recorder lock").push(recorded);
+                async move { (status, axum::Json(answer)).into_response() }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the supplier");
+        let addr = listener.local_addr().expect("supplier address");
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("supplier serving") });
+        Supplier { addr, requests }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Recorded> {
+        self.requests.lock().expect("recorder lock").clone()
+    }
+}
+
+/// The environment the bundled workflows need, pointing at `supplier`.
+pub fn shop_env(supplier: &Supplier) -> Env {
+    Env::from_pairs([
+        ("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET.to_string()),
+        ("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN.to_string()),
+        ("SUPPLIER_BASE_URL", supplier.url()),
+    ])
+}
