@@ -11,6 +11,9 @@ use tether::expr::{Limits, ScriptEngine};
 use tether::store::{RunQuery, SledStore, Store};
 use tether::workflow::{Env, load_paths};
 
+/// Stack size of runtime threads, which also run scripts.
+const SCRIPT_STACK_SIZE: usize = 64 * 1024 * 1024;
+
 #[derive(Parser)]
 #[command(
     name = "tether",
@@ -82,8 +85,14 @@ fn main() -> ExitCode {
     );
     init_logging(if quiet { "warn" } else { "info" });
 
-    let runtime =
-        tokio::runtime::Runtime::new().expect("the tokio runtime starts on any supported OS");
+    // Rhai walks nested values recursively, so scripts run on threads with
+    // a large stack; deeply nested data then hits the sandbox's size limits
+    // before it can overflow the stack.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(SCRIPT_STACK_SIZE)
+        .build()
+        .expect("the tokio runtime starts on any supported OS");
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(error) => {
@@ -99,6 +108,7 @@ fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
