@@ -11,6 +11,9 @@ use tether::expr::{Limits, ScriptEngine};
 use tether::store::{RunQuery, SledStore, Store};
 use tether::workflow::{Env, load_paths};
 
+mod cli;
+use cli::recovery::{self, RetryTarget};
+
 /// Stack size of runtime threads, which also run scripts.
 const SCRIPT_STACK_SIZE: usize = 64 * 1024 * 1024;
 
@@ -38,6 +41,9 @@ enum Command {
         /// Address and port to listen on.
         #[arg(long, default_value = "127.0.0.1:8080", env = "TETHER_LISTEN")]
         listen: SocketAddr,
+        /// On SIGTERM or SIGINT, time steps in flight get to finish, such as `30s`.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
     },
     /// Validate workflow and connector files; exit 1 on any problem.
     Check {
@@ -64,6 +70,30 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// API of a running server, used when another process holds the data directory.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "TETHER_SERVER")]
+        server: String,
+    },
+    /// Retry a failed or cancelled run from its failed step, or replay it from the start as a new run.
+    Retry {
+        /// The run to retry; omit it to retry every run matching --workflow and --status.
+        run_id: Option<String>,
+        /// Start a new run with the same trigger event instead.
+        #[arg(long)]
+        from_start: bool,
+        /// With --status: retry every matching run of this workflow.
+        #[arg(long, requires = "status")]
+        workflow: Option<String>,
+        /// failed or cancelled, with --workflow.
+        #[arg(long, requires = "workflow")]
+        status: Option<RunStatus>,
+        /// API of a running server, used when another process holds the data directory.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "TETHER_SERVER")]
+        server: String,
+    },
+    /// Cancel a queued, running or waiting run; a call in flight is left to finish.
+    Cancel {
+        run_id: String,
         /// API of a running server, used when another process holds the data directory.
         #[arg(long, default_value = "http://127.0.0.1:8080", env = "TETHER_SERVER")]
         server: String,
@@ -114,7 +144,24 @@ fn init_logging(default: &str) {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { listen } => serve(&cli.dir, &cli.data, listen).await,
+        Command::Serve { listen, grace } => serve(&cli.dir, &cli.data, listen, grace).await,
+        Command::Retry {
+            run_id,
+            from_start,
+            workflow,
+            status,
+            server,
+        } => {
+            let target = match (run_id, workflow, status) {
+                (Some(run_id), None, None) => RetryTarget::Run { run_id, from_start },
+                (None, Some(workflow), Some(status)) => RetryTarget::Matching { workflow, status },
+                _ => bail!("give a RUN_ID, or --workflow NAME --status failed, not both"),
+            };
+            recovery::retry(&cli.dir, &cli.data, &server, target).await
+        }
+        Command::Cancel { run_id, server } => {
+            recovery::cancel(&cli.dir, &cli.data, &server, &run_id).await
+        }
         Command::Check { paths } => Ok(check(&cli.dir, paths)),
         Command::Run { workflow, input } => {
             run_once(&cli.dir, &cli.data, &workflow, input.as_deref()).await
@@ -138,7 +185,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(dir: &Path, data: &Path, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+async fn serve(
+    dir: &Path,
+    data: &Path,
+    listen: SocketAddr,
+    grace: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
     let engine = tether::app::open(dir, data, &Env::from_process())?;
     engine.start()?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -146,8 +198,21 @@ async fn serve(dir: &Path, data: &Path, listen: SocketAddr) -> anyhow::Result<Ex
         .with_context(|| {
             format!("could not listen on {listen}; is the port in use? pick another with --listen")
         })?;
-    tether::web::server::serve(listener, engine.clone(), shutdown_signal()).await?;
-    engine.store().sync().await?;
+
+    // The listener stays open during the grace period, so new webhooks get
+    // 503 instead of a refused connection while steps in flight finish.
+    let (stop_listening, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tether::web::server::serve(
+        listener,
+        engine.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    shutdown_signal().await;
+    engine.shutdown(grace).await;
+    let _ = stop_listening.send(());
+    server.await??;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

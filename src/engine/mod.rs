@@ -3,20 +3,27 @@
 
 pub mod error;
 mod executor;
+pub mod recovery;
 pub mod redact;
 pub mod run;
 mod step;
+mod timer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio_util::task::TaskTracker;
 
 use crate::connector::HttpRuntime;
-use crate::expr::ScriptEngine;
+use crate::expr::{Context, ScriptEngine};
 use crate::store::{Inserted, Store, StoreError};
 use crate::workflow::Registry;
-use run::{Run, TriggerEvent};
+use run::{Run, RunStatus, TriggerEvent};
 
 /// Runs executing at once across all workflows.
 pub const DEFAULT_WORKERS: usize = 64;
@@ -29,6 +36,14 @@ pub enum EngineError {
     UnknownWorkflow(String),
     #[error("run `{0}` not found")]
     UnknownRun(String),
+    #[error("run `{id}` is {status}; {hint}")]
+    InvalidState {
+        id: String,
+        status: RunStatus,
+        hint: &'static str,
+    },
+    #[error("the engine is shutting down")]
+    ShuttingDown,
 }
 
 /// Outcome of accepting a trigger event.
@@ -47,8 +62,15 @@ pub struct Engine {
     http: HttpRuntime,
     queue: mpsc::UnboundedSender<String>,
     pending: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+    timers: Mutex<Option<timer::TimerSender>>,
     workers: Arc<Semaphore>,
-    workflow_limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Semaphores of workflow `concurrency` and of each concurrency key.
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Runs an operator cancelled while they may be executing.
+    cancelled: Mutex<HashSet<String>>,
+    stopping: AtomicBool,
+    stop_signal: watch::Sender<bool>,
+    tasks: TaskTracker,
 }
 
 impl Engine {
@@ -61,8 +83,13 @@ impl Engine {
             scripts,
             queue,
             pending: Mutex::new(Some(pending)),
+            timers: Mutex::new(None),
             workers: Arc::new(Semaphore::new(DEFAULT_WORKERS)),
-            workflow_limits: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(HashSet::new()),
+            stopping: AtomicBool::new(false),
+            stop_signal: watch::channel(false).0,
+            tasks: TaskTracker::new(),
         })
     }
 
@@ -77,31 +104,40 @@ impl Engine {
         &self.store
     }
 
-    /// Starts the dispatcher and queues the runs a previous process left
-    /// unfinished. Call once.
+    /// Starts the dispatcher and the timers, and queues the runs a previous
+    /// process left unfinished. Call once, inside a tokio runtime.
     pub fn start(self: &Arc<Self>) -> Result<(), EngineError> {
-        let pending = self
-            .pending
-            .lock()
-            .expect("the pending-queue lock is never poisoned")
-            .take();
+        let pending = lock(&self.pending).take();
         let Some(mut pending) = pending else {
             return Ok(());
         };
+        *lock(&self.timers) = Some(timer::start(self.queue.clone()));
 
         let unfinished = self.store.unfinished_runs()?;
         if !unfinished.is_empty() {
             tracing::info!(count = unfinished.len(), "resuming unfinished runs");
         }
         for run in unfinished {
-            let _ = self.queue.send(run.id);
+            match run.wake_at {
+                Some(wake_at) if run.status == RunStatus::Waiting => {
+                    self.schedule(wake_at, &run.id)
+                }
+                _ => {
+                    let _ = self.queue.send(run.id);
+                }
+            }
         }
 
         let engine = Arc::clone(self);
         tokio::spawn(async move {
             while let Some(run_id) = pending.recv().await {
-                let engine = Arc::clone(&engine);
-                tokio::spawn(async move { engine.run_queued(run_id).await });
+                if engine.is_stopping() {
+                    break;
+                }
+                let worker = Arc::clone(&engine);
+                engine
+                    .tasks
+                    .spawn(async move { worker.run_queued(run_id).await });
             }
         });
         Ok(())
@@ -115,6 +151,9 @@ impl Engine {
         workflow: &str,
         trigger: TriggerEvent,
     ) -> Result<Submitted, EngineError> {
+        if self.is_stopping() {
+            return Err(EngineError::ShuttingDown);
+        }
         let run = self.create_run(workflow, trigger)?;
         let dedup = run.trigger.dedup_key.clone();
         match self.store.insert_run(&run, dedup.as_deref()).await? {
@@ -131,54 +170,164 @@ impl Engine {
     }
 
     /// Stores a run and executes it in the caller's task, for `tether run`.
+    /// A run that parks on a timer is returned while waiting.
     pub async fn run_now(&self, workflow: &str, trigger: TriggerEvent) -> Result<Run, EngineError> {
         let run = self.create_run(workflow, trigger)?;
         self.store.insert_run(&run, None).await?;
         executor::execute(self, &run.id).await
     }
 
+    /// Executes a stored run in the caller's task until it ends or parks.
+    pub async fn execute(&self, run_id: &str) -> Result<Run, EngineError> {
+        executor::execute(self, run_id).await
+    }
+
     fn create_run(&self, workflow: &str, mut trigger: TriggerEvent) -> Result<Run, EngineError> {
         let registry = self.registry();
-        if registry.workflow(workflow).is_none() {
+        let Some(definition) = registry.workflow(workflow) else {
             return Err(EngineError::UnknownWorkflow(workflow.to_string()));
-        }
+        };
         redact::mask_trigger(&registry.redactor, &mut trigger);
-        Ok(Run::new(workflow, trigger))
+        let mut run = Run::new(workflow, trigger);
+        if let Some(grouping) = &definition.concurrency_key {
+            let mut context = Context::new();
+            context.set("trigger", &run.trigger.to_scope_value());
+            context.set("vars", &definition.vars);
+            run.concurrency_key = match self.scripts.render(&grouping.key, &context) {
+                Ok(Value::String(key)) => Some(key),
+                Ok(Value::Null) => None,
+                Ok(other) => Some(other.to_string()),
+                Err(error) => {
+                    // The run still happens, only without grouping.
+                    tracing::warn!(workflow, %error, "evaluating concurrency_key failed; the run is not grouped");
+                    None
+                }
+            };
+        }
+        Ok(run)
     }
 
     async fn run_queued(self: Arc<Self>, run_id: String) {
+        let permits = self.acquire_limits(&run_id).await;
         let _worker = Arc::clone(&self.workers)
             .acquire_owned()
             .await
             .expect("the worker semaphore is never closed");
-        let workflow_permit = match self.workflow_semaphore(&run_id) {
-            Some(limit) => Some(
-                limit
-                    .acquire_owned()
-                    .await
-                    .expect("workflow semaphores are never closed"),
-            ),
-            None => None,
-        };
         if let Err(error) = executor::execute(&self, &run_id).await {
             tracing::error!(%run_id, %error, "run could not be executed");
         }
-        drop(workflow_permit);
+        drop(permits);
+        self.release_idle_limits();
     }
 
-    /// The semaphore limiting runs of this run's workflow, if it sets
-    /// `concurrency`.
-    fn workflow_semaphore(&self, run_id: &str) -> Option<Arc<Semaphore>> {
-        let run = self.store.load_run(run_id).ok().flatten()?;
+    /// Waits for the run's workflow `concurrency` and concurrency-key limits.
+    async fn acquire_limits(&self, run_id: &str) -> Vec<OwnedSemaphorePermit> {
+        let Ok(Some(run)) = self.store.load_run(run_id) else {
+            return Vec::new();
+        };
         let registry = self.registry();
-        let limit = registry.workflow(&run.workflow)?.concurrency?;
-        let mut limits = self
-            .workflow_limits
-            .lock()
-            .expect("the workflow-limit lock is never poisoned");
-        let semaphore = limits
-            .entry(run.workflow.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(limit)));
-        Some(Arc::clone(semaphore))
+        let Some(workflow) = registry.workflow(&run.workflow) else {
+            return Vec::new();
+        };
+        let mut wanted = Vec::new();
+        if let Some(limit) = workflow.concurrency {
+            wanted.push((run.workflow.clone(), limit));
+        }
+        if let (Some(grouping), Some(key)) = (&workflow.concurrency_key, &run.concurrency_key) {
+            wanted.push((format!("{}\0{key}", run.workflow), grouping.per_key));
+        }
+        let mut permits = Vec::new();
+        for (name, limit) in wanted {
+            let semaphore = Arc::clone(
+                lock(&self.limits)
+                    .entry(name)
+                    .or_insert_with(|| Arc::new(Semaphore::new(limit))),
+            );
+            let permit = semaphore
+                .acquire_owned()
+                .await
+                .expect("limit semaphores are never closed");
+            permits.push(permit);
+        }
+        permits
     }
+
+    /// Drops semaphores that nobody holds or waits for, so one per
+    /// concurrency key does not accumulate forever.
+    fn release_idle_limits(&self) {
+        lock(&self.limits).retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+    }
+
+    /// Queues the run again at `wake_at`.
+    pub(crate) fn schedule(&self, wake_at: DateTime<Utc>, run_id: &str) {
+        if let Some(timers) = lock(&self.timers).as_ref() {
+            let _ = timers.send((wake_at, run_id.to_string()));
+        }
+    }
+
+    /// Writes a run header unless an operator cancelled the run meanwhile,
+    /// so a terminal status never goes back.
+    pub(crate) fn save_header(&self, run: &Run) -> Result<(), EngineError> {
+        if run.status != RunStatus::Cancelled && self.is_cancelled(&run.id) {
+            return Ok(());
+        }
+        self.store.save_run(run)?;
+        Ok(())
+    }
+
+    pub(crate) fn is_cancelled(&self, run_id: &str) -> bool {
+        lock(&self.cancelled).contains(run_id)
+    }
+
+    pub(crate) fn forget_cancel(&self, run_id: &str) {
+        lock(&self.cancelled).remove(run_id);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps for `wait`; returns false early when shutdown begins.
+    pub(crate) async fn sleep_unless_stopping(&self, wait: Duration) -> bool {
+        let mut signal = self.stop_signal.subscribe();
+        if self.is_stopping() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = signal.changed() => false,
+        }
+    }
+
+    /// Stops taking new events and starting steps, then waits up to `grace`
+    /// for steps in flight. What is left stays in the store and resumes on
+    /// the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop_signal.send_replace(true);
+        self.tasks.close();
+        tracing::info!(
+            in_flight = self.tasks.len(),
+            grace_s = grace.as_secs_f64(),
+            "waiting for steps in flight"
+        );
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.tasks.len(),
+                "grace period over; unfinished runs resume on the next start"
+            );
+        }
+        if let Err(error) = self.store.sync().await {
+            tracing::error!(%error, "final flush of the store failed");
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .expect("engine locks are never poisoned: no code panics while holding one")
 }

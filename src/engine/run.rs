@@ -186,6 +186,18 @@ pub struct StepRecord {
     pub started_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+    /// Index into `attempts` where the current retry budget starts; an
+    /// operator retry starts a fresh budget without hiding old attempts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub budget_start: usize,
+    /// When a parked step continues: the end of a delay, or the next
+    /// attempt after a long retry wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<DateTime<Utc>>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A run with its journal. The store keeps the header (everything but
@@ -208,6 +220,18 @@ pub struct Run {
     /// Reason given by `skip(...)` when the run was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When a waiting run continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<DateTime<Utc>>,
+    /// Value of the workflow's `concurrency_key` for this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    /// The run this one replays from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
+    /// Times an operator retried the run.
+    #[serde(default)]
+    pub retries: u32,
     #[serde(default)]
     pub steps: Vec<StepRecord>,
 }
@@ -227,6 +251,10 @@ impl Run {
             output: None,
             error: None,
             reason: None,
+            wake_at: None,
+            concurrency_key: None,
+            replay_of: None,
+            retries: 0,
             steps: Vec::new(),
         }
     }

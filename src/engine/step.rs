@@ -1,10 +1,11 @@
 //! Runs one step: journals each attempt before it starts and the result
-//! before returning, and retries failures that may succeed later.
+//! before returning, retries failures that may succeed later, and parks the
+//! run when it has to wait long.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -12,9 +13,13 @@ use super::error::StepError;
 use super::run::{Attempt, StepRecord, StepStatus};
 use super::{Engine, EngineError};
 use crate::connector::CallContext;
-use crate::expr::{Context, EvalError};
+use crate::expr::{Context, EvalError, Template};
 use crate::workflow::model::RetryPolicy;
 use crate::workflow::{Step, StepKind, Workflow};
+
+/// Retry waits up to this long are slept in the worker; longer ones park
+/// the run on a durable timer and free the worker.
+const MAX_WAIT_IN_WORKER: Duration = Duration::from_secs(30);
 
 /// How a step, or a list of steps, ended.
 #[derive(Debug, Clone)]
@@ -24,6 +29,8 @@ pub(crate) enum StepOutcome {
     Skipped(String),
     /// The step failed for good; the message names the step.
     Failed(String),
+    /// The step waits until this time; the run is parked until then.
+    Park(DateTime<Utc>),
 }
 
 /// Result of one attempt, before retry rules apply.
@@ -34,17 +41,123 @@ enum AttemptResult {
     Error(StepError),
 }
 
+/// What the step runs with: its place in the run and the time it must end by.
+pub(crate) struct StepScope<'a> {
+    pub workflow: &'a Workflow,
+    pub run_id: &'a str,
+    pub step: &'a Step,
+    pub context: Arc<Context>,
+    /// Time left before the workflow's own timeout.
+    pub remaining: Option<Duration>,
+}
+
 pub(crate) async fn run(
     engine: &Engine,
-    workflow: &Workflow,
-    run_id: &str,
-    step: &Step,
+    scope: &StepScope<'_>,
     mut record: StepRecord,
-    context: Context,
 ) -> Result<(StepRecord, StepOutcome), EngineError> {
-    let policy = step.retry.clone().unwrap_or_else(|| workflow.retry.clone());
+    let outcome = match &scope.step.kind {
+        StepKind::Delay(_) | StepKind::WaitUntil(_) => wait(engine, scope, &mut record).await?,
+        _ => attempts(engine, scope, &mut record).await?,
+    };
+    if !matches!(outcome, StepOutcome::Park(_)) {
+        record.finished_at = Some(Utc::now());
+    }
+    engine.store().save_step(scope.run_id, &record)?;
+    Ok((record, outcome))
+}
+
+/// A `delay` or `wait_until` step: computes its wake time once, journals
+/// it, and succeeds once that time has passed.
+async fn wait(
+    engine: &Engine,
+    scope: &StepScope<'_>,
+    record: &mut StepRecord,
+) -> Result<StepOutcome, EngineError> {
+    let wake_at = match record.wake_at {
+        Some(wake_at) => wake_at,
+        None => {
+            let wake_at = match wake_time(engine, scope) {
+                Ok(wake_at) => wake_at,
+                Err(message) => {
+                    record.status = StepStatus::Failed;
+                    record.error = Some(message.clone());
+                    let id = &scope.step.id;
+                    return Ok(StepOutcome::Failed(format!(
+                        "step `{id}` failed: {message}"
+                    )));
+                }
+            };
+            record.wake_at = Some(wake_at);
+            record.attempts.push(Attempt {
+                number: 1,
+                started_at: Utc::now(),
+                finished_at: None,
+                error: None,
+            });
+            wake_at
+        }
+    };
+    if wake_at > Utc::now() {
+        return Ok(StepOutcome::Park(wake_at));
+    }
+    let output = serde_json::json!({ "waited_until": wake_at.to_rfc3339() });
+    record.status = StepStatus::Succeeded;
+    record.output = Some(output.clone());
+    if let Some(last) = record.attempts.last_mut() {
+        last.finished_at = Some(Utc::now());
+    }
+    Ok(StepOutcome::Succeeded(output))
+}
+
+fn wake_time(engine: &Engine, scope: &StepScope<'_>) -> Result<DateTime<Utc>, String> {
+    match &scope.step.kind {
+        StepKind::Delay(delay) => {
+            let delay = chrono::Duration::from_std(*delay)
+                .map_err(|_| format!("delay {delay:?} is too long"))?;
+            Ok(Utc::now() + delay)
+        }
+        StepKind::WaitUntil(template) => wait_until(engine, template, &scope.context),
+        _ => unreachable!("only wait steps compute a wake time"),
+    }
+}
+
+fn wait_until(
+    engine: &Engine,
+    template: &Template,
+    context: &Context,
+) -> Result<DateTime<Utc>, String> {
+    let value = engine
+        .scripts
+        .render(template, context)
+        .map_err(|error| format!("evaluating `wait_until` failed: {error}"))?;
+    let text = value.as_str().unwrap_or_default();
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|_| {
+            format!(
+                "`wait_until` gave {value}, expected an RFC 3339 time such as 2026-12-24T09:00:00Z"
+            )
+        })
+}
+
+/// Attempts a `uses` or `script` step until it succeeds, fails for good, or
+/// has to wait long enough to park.
+async fn attempts(
+    engine: &Engine,
+    scope: &StepScope<'_>,
+    record: &mut StepRecord,
+) -> Result<StepOutcome, EngineError> {
+    let (workflow, step, run_id) = (scope.workflow, scope.step, scope.run_id);
+    let policy = step.retry.as_ref().unwrap_or(&workflow.retry);
     let redactor = engine.registry().redactor.clone();
-    let context = Arc::new(context);
+
+    if let Some(wake_at) = record.wake_at {
+        if wake_at > Utc::now() {
+            return Ok(StepOutcome::Park(wake_at));
+        }
+        record.wake_at = None;
+    }
 
     loop {
         let number = record.attempts.len() as u32 + 1;
@@ -55,109 +168,118 @@ pub(crate) async fn run(
             finished_at: None,
             error: None,
         });
-        engine.store().save_step(run_id, &record)?;
+        engine.store().save_step(run_id, record)?;
         if step.kind.has_side_effects() {
             // The attempt must be on disk before the remote side sees it.
             engine.store().sync().await?;
         }
 
         let span = tracing::info_span!("step", run_id, workflow = %workflow.name, step = %step.id, attempt = number);
-        let result = attempt(engine, workflow, run_id, step, &context, &mut record)
-            .instrument(span)
-            .await;
-
-        let finished = Utc::now();
+        let result = attempt(engine, scope, record).instrument(span).await;
         if let Some(last) = record.attempts.last_mut() {
-            last.finished_at = Some(finished);
+            last.finished_at = Some(Utc::now());
         }
-        let outcome = match result {
+
+        let error = match result {
             AttemptResult::Output(output) => {
                 record.status = StepStatus::Succeeded;
                 record.output = Some(redactor.value(&output));
-                StepOutcome::Succeeded(output)
+                record.error = None;
+                return Ok(StepOutcome::Succeeded(output));
             }
             AttemptResult::Skip(reason) => {
                 record.status = StepStatus::Skipped;
                 record.error = Some(reason.clone());
-                StepOutcome::Skipped(reason)
+                return Ok(StepOutcome::Skipped(reason));
             }
             AttemptResult::Fail(reason) => {
                 record.status = StepStatus::Failed;
                 record.error = Some(redactor.text(&reason));
-                StepOutcome::Failed(reason)
+                return Ok(StepOutcome::Failed(reason));
             }
-            AttemptResult::Error(error) => {
-                let message = redactor.text(&error.message);
-                if let Some(last) = record.attempts.last_mut() {
-                    last.error = Some(message.clone());
-                }
-                if let Some(wait) = retry_delay(&policy, number, &error) {
-                    tracing::warn!(run_id, workflow = %workflow.name, step = %step.id, attempt = number, error = %message, wait_ms = wait.as_millis() as u64, "step failed, retrying");
-                    engine.store().save_step(run_id, &record)?;
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                tracing::warn!(run_id, workflow = %workflow.name, step = %step.id, attempt = number, error = %message, "step failed");
-                record.status = StepStatus::Failed;
-                record.error = Some(message.clone());
-                StepOutcome::Failed(format!("step `{}` failed: {message}", step.id))
-            }
+            AttemptResult::Error(error) => error,
         };
-        record.finished_at = Some(finished);
-        engine.store().save_step(run_id, &record)?;
-        return Ok((record, outcome));
+
+        let message = redactor.text(&error.message);
+        if let Some(last) = record.attempts.last_mut() {
+            last.error = Some(message.clone());
+        }
+        let used = record.attempts.len() - record.budget_start.min(record.attempts.len());
+        let Some(wait) = retry_delay(policy, used as u32, &error) else {
+            tracing::warn!(run_id, workflow = %workflow.name, step = %step.id, attempt = number, error = %message, "step failed");
+            record.status = StepStatus::Failed;
+            record.error = Some(message.clone());
+            return Ok(StepOutcome::Failed(format!(
+                "step `{}` failed: {message}",
+                step.id
+            )));
+        };
+
+        tracing::warn!(run_id, workflow = %workflow.name, step = %step.id, attempt = number, error = %message, wait_ms = wait.as_millis() as u64, "step failed, retrying");
+        let wake_at =
+            Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        if wait > MAX_WAIT_IN_WORKER.min(policy.max_backoff) || engine.is_stopping() {
+            record.wake_at = Some(wake_at);
+            return Ok(StepOutcome::Park(wake_at));
+        }
+        engine.store().save_step(run_id, record)?;
+        if !engine.sleep_unless_stopping(wait).await {
+            record.wake_at = Some(wake_at);
+            return Ok(StepOutcome::Park(wake_at));
+        }
     }
 }
 
 /// Wait before the next attempt, or `None` when the failure is final.
-fn retry_delay(policy: &RetryPolicy, number: u32, error: &StepError) -> Option<Duration> {
-    if !error.is_transient() || number >= policy.attempts {
+/// `used` counts the attempts made within the current budget.
+fn retry_delay(policy: &RetryPolicy, used: u32, error: &StepError) -> Option<Duration> {
+    if !error.is_transient() || used >= policy.attempts {
         return None;
     }
-    let base = policy.base_delay(number + 1);
-    let jitter = base.mul_f64(policy.jitter * rand_fraction());
+    let base = policy.base_delay(used + 1);
+    let jitter = base.mul_f64(policy.jitter * random_fraction());
     let wait = base.saturating_sub(jitter);
     Some(error.retry_after.map_or(wait, |asked| asked.max(wait)))
 }
 
 /// A fraction in [0, 1) from the clock, enough to spread retries apart.
-fn rand_fraction() -> f64 {
+fn random_fraction() -> f64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     f64::from(nanos % 1_000_000) / 1_000_000.0
 }
 
-async fn attempt(
-    engine: &Engine,
-    workflow: &Workflow,
-    run_id: &str,
-    step: &Step,
-    context: &Arc<Context>,
-    record: &mut StepRecord,
-) -> AttemptResult {
+async fn attempt(engine: &Engine, scope: &StepScope<'_>, record: &mut StepRecord) -> AttemptResult {
+    let step = scope.step;
     let work = async {
         match &step.kind {
-            StepKind::Script(script) => run_script(engine, script, context).await,
+            StepKind::Script(script) => run_script(engine, script, &scope.context).await,
             StepKind::Uses {
                 connector,
                 operation,
                 with,
             } => {
-                let input = match engine.scripts.render_value(with, context) {
+                let input = match engine.scripts.render_value(with, &scope.context) {
                     Ok(input) => input,
                     Err(error) => {
-                        return AttemptResult::Error(StepError::permanent(format!(
-                            "evaluating `with` failed: {error}"
-                        )));
+                        let message = format!("evaluating `with` failed: {error}");
+                        return AttemptResult::Error(StepError::permanent(message));
                     }
                 };
                 record.input = Some(engine.registry().redactor.value(&input));
-                call(engine, run_id, step, connector, operation, &input).await
+                call(engine, scope.run_id, step, connector, operation, &input).await
+            }
+            StepKind::Delay(_) | StepKind::WaitUntil(_) => {
+                unreachable!("wait steps do not make attempts")
             }
         }
     };
-    match step.timeout.or(workflow.timeout) {
+    let limit = match (step.timeout.or(scope.workflow.timeout), scope.remaining) {
+        (Some(own), Some(left)) => Some(own.min(left)),
+        (own, left) => own.or(left),
+    };
+    match limit {
         None => work.await,
         Some(limit) => match tokio::time::timeout(limit, work).await {
             Ok(result) => result,
@@ -200,9 +322,8 @@ async fn call(
 ) -> AttemptResult {
     let registry = engine.registry();
     let Some(connector) = registry.connectors.get(connector) else {
-        return AttemptResult::Error(StepError::permanent(format!(
-            "connector `{connector}` is not loaded"
-        )));
+        let message = format!("connector `{connector}` is not loaded");
+        return AttemptResult::Error(StepError::permanent(message));
     };
     let Some(spec) = connector.operations.get(operation) else {
         let message = format!(

@@ -64,6 +64,9 @@ pub trait Store: Send + Sync + 'static {
     /// Writes one step record of a run's journal.
     fn save_step(&self, run_id: &str, step: &StepRecord) -> Result<()>;
 
+    /// Deletes the run's step records with an index of `first` or more.
+    fn remove_steps_from(&self, run_id: &str, first: usize) -> Result<()>;
+
     /// Waits until every write made before the call is on disk. Concurrent
     /// callers share one flush.
     async fn sync(&self) -> Result<()>;

@@ -123,6 +123,16 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn remove_steps_from(&self, run_id: &str, first: usize) -> Result<()> {
+        let start = step_key(run_id, first);
+        let end = format!("{run_id}0");
+        for entry in self.steps.range(start.into_bytes()..end.into_bytes()) {
+            let (key, _) = entry?;
+            self.steps.remove(key)?;
+        }
+        Ok(())
+    }
+
     async fn sync(&self) -> Result<()> {
         self.commit.sync().await
     }

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{ApiError, AppState};
-use crate::engine::run::{Run, RunStatus};
+use crate::engine::run::{Run, RunStatus, TriggerEvent};
+use crate::engine::{EngineError, Submitted};
 use crate::store::RunQuery;
 use crate::workflow::Trigger;
 
@@ -105,4 +106,96 @@ pub(super) async fn list_workflows(State(state): State<AppState>) -> Json<Value>
         .collect();
     let problems: Vec<String> = registry.problems.iter().map(ToString::to_string).collect();
     Json(serde_json::json!({ "workflows": workflows, "problems": problems }))
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        let status = match &error {
+            EngineError::UnknownRun(_) | EngineError::UnknownWorkflow(_) => StatusCode::NOT_FOUND,
+            EngineError::InvalidState { .. } => StatusCode::CONFLICT,
+            EngineError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::Store(_) => return ApiError::internal(error),
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RetryBody {
+    /// Replay the run from the start as a new run instead.
+    #[serde(default)]
+    from_start: bool,
+}
+
+pub(super) async fn retry_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<Json<RetryBody>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let from_start = body.is_some_and(|Json(body)| body.from_start);
+    let run = if from_start {
+        state.engine.replay(&id).await?
+    } else {
+        state.engine.retry(&id).await?
+    };
+    let answer =
+        serde_json::json!({ "run_id": run.id, "status": run.status, "replay_of": run.replay_of });
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+pub(super) async fn cancel_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let run = state.engine.cancel(&id).await?;
+    Ok(Json(
+        serde_json::json!({ "run_id": run.id, "status": run.status }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct BulkRetryParams {
+    workflow: String,
+    status: Option<String>,
+}
+
+/// `POST /api/runs/retry?workflow=NAME&status=failed`.
+pub(super) async fn retry_runs(
+    State(state): State<AppState>,
+    Query(params): Query<BulkRetryParams>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let status = match params.status.as_deref() {
+        None | Some("") => RunStatus::Failed,
+        Some(text) => text
+            .parse()
+            .map_err(|message: String| ApiError::new(StatusCode::BAD_REQUEST, message))?,
+    };
+    let retried = state
+        .engine
+        .retry_matching(&params.workflow, status)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "retried": retried })),
+    ))
+}
+
+/// `POST /api/workflows/{name}/runs`: a manual run with the JSON body as
+/// `trigger.body`.
+pub(super) async fn start_run(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Option<Json<Value>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let input = body.map_or(Value::Null, |Json(value)| value);
+    match state
+        .engine
+        .submit(&name, TriggerEvent::manual(input))
+        .await?
+    {
+        Submitted::New(run_id) | Submitted::Duplicate(run_id) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "run_id": run_id })),
+        )),
+    }
 }

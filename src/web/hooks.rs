@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
-use crate::engine::{EngineError, Submitted};
+use crate::engine::Submitted;
 use crate::trigger::webhook;
 use crate::workflow::Trigger;
 
@@ -18,6 +18,10 @@ pub(super) async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    if state.engine.is_stopping() {
+        let message = "the server is shutting down; deliver the event again later";
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message));
+    }
     let full_path = format!("/hooks/{path}");
     let registry = state.engine.registry();
     let Some(workflow) = registry
@@ -79,10 +83,6 @@ pub(super) async fn receive(
             let body = serde_json::json!({ "run_id": run_id, "duplicate": true });
             Ok((StatusCode::OK, Json(body)).into_response())
         }
-        Err(EngineError::UnknownWorkflow(name)) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("workflow `{name}` is not loaded"),
-        )),
-        Err(error) => Err(ApiError::internal(error)),
+        Err(error) => Err(error.into()),
     }
 }

@@ -29,8 +29,12 @@ pub fn router(engine: Arc<Engine>) -> Router {
             post(hooks::receive).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/workflows", get(api::list_workflows))
+        .route("/api/workflows/{name}/runs", post(api::start_run))
         .route("/api/runs", get(api::list_runs))
+        .route("/api/runs/retry", post(api::retry_runs))
         .route("/api/runs/{id}", get(api::show_run))
+        .route("/api/runs/{id}/retry", post(api::retry_run))
+        .route("/api/runs/{id}/cancel", post(api::cancel_run))
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),

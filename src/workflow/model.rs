@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::expr::{Script, ValueTemplate};
+use crate::expr::{Script, Template, ValueTemplate};
 
 /// Default largest webhook body: 10 MiB.
 pub const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
@@ -21,6 +21,8 @@ pub struct Workflow {
     pub trigger: Trigger,
     /// Runs of this workflow in flight at once; `None` means no own limit.
     pub concurrency: Option<usize>,
+    /// Groups runs so at most `per_key` of one group are in flight at once.
+    pub concurrency_key: Option<ConcurrencyKey>,
     pub vars: Value,
     /// Secrets the workflow's expressions use, read from the environment at
     /// load.
@@ -29,6 +31,13 @@ pub struct Workflow {
     pub timeout: Option<Duration>,
     pub steps: Vec<Step>,
     pub on_failure: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConcurrencyKey {
+    /// Evaluated once per run, against `trigger`, when the run is stored.
+    pub key: Template,
+    pub per_key: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +101,10 @@ pub enum StepKind {
         with: ValueTemplate,
     },
     Script(Script),
+    /// Parks the run for a fixed time.
+    Delay(Duration),
+    /// Parks the run until the time the expression gives.
+    WaitUntil(Template),
 }
 
 impl StepKind {

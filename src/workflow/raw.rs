@@ -16,6 +16,12 @@ pub struct RawWorkflow {
     pub trigger: Spanned<RawTrigger>,
     #[serde(default)]
     pub concurrency: Option<Spanned<u32>>,
+    /// Expression over `trigger` whose value groups runs, such as a SKU.
+    #[serde(default)]
+    pub concurrency_key: Option<Spanned<String>>,
+    /// Runs with the same concurrency key in flight at once (default 1).
+    #[serde(default)]
+    pub concurrency_per_key: Option<Spanned<u32>>,
     #[serde(default)]
     pub vars: IndexMap<String, Value>,
     #[serde(default)]
@@ -80,6 +86,13 @@ pub struct RawStep {
     pub with: IndexMap<String, Spanned<Value>>,
     #[serde(default)]
     pub script: Option<Spanned<String>>,
+    /// Pause the run for this long, such as `5s` or `2h`.
+    #[serde(default)]
+    pub delay: Option<Spanned<String>>,
+    /// Pause the run until this time: an expression giving an RFC 3339
+    /// timestamp.
+    #[serde(default)]
+    pub wait_until: Option<Spanned<String>>,
     #[serde(default)]
     pub retry: Option<Spanned<RawRetry>>,
     #[serde(default)]

@@ -12,8 +12,8 @@ use super::de::Spanned;
 use super::diag::suggest;
 use super::load::Registry;
 use super::model::{
-    DEFAULT_MAX_BODY, HmacVerify, RetryPolicy, SignatureEncoding, Step, StepKind, Trigger,
-    WebhookTrigger, Workflow,
+    ConcurrencyKey, DEFAULT_MAX_BODY, HmacVerify, RetryPolicy, SignatureEncoding, Step, StepKind,
+    Trigger, WebhookTrigger, Workflow,
 };
 use super::raw::{RawEncoding, RawRetry, RawStep, RawTrigger, RawWebhook, RawWorkflow};
 use crate::expr::ValueTemplate;
@@ -33,6 +33,28 @@ pub fn validate(
         }
         Some(c.value as usize)
     });
+    let concurrency_key = raw.concurrency_key.as_ref().and_then(|key| {
+        let per_key = match &raw.concurrency_per_key {
+            Some(limit) if limit.value == 0 => {
+                checker.error(
+                    limit.mark,
+                    &limit.path,
+                    "concurrency_per_key must be at least 1",
+                );
+                1
+            }
+            Some(limit) => limit.value as usize,
+            None => 1,
+        };
+        Some(ConcurrencyKey {
+            key: checker.template(key)?,
+            per_key,
+        })
+    });
+    if let (Some(limit), None) = (&raw.concurrency_per_key, &raw.concurrency_key) {
+        let message = "concurrency_per_key needs `concurrency_key` to say what groups runs";
+        checker.error(limit.mark, &limit.path, message);
+    }
     let retry = raw
         .retry
         .as_ref()
@@ -56,6 +78,7 @@ pub fn validate(
         file: file.to_path_buf(),
         trigger: trigger?,
         concurrency,
+        concurrency_key,
         vars: Value::Object(raw.vars.clone().into_iter().collect()),
         secrets: checker.secrets.clone(),
         retry,
@@ -248,25 +271,42 @@ fn validate_step(
     registry: &Registry,
     checker: &mut Checker<'_>,
 ) -> Option<Step> {
-    let kind = match (&step.uses, &step.script) {
-        (Some(uses), None) => validate_uses(step, uses, earlier, registry, checker),
-        (None, Some(source)) => {
-            let script = checker.script(source)?;
-            check_step_references(script.source(), source.mark, &source.path, earlier, checker);
-            Some(StepKind::Script(script))
-        }
-        (Some(_), Some(_)) => {
-            let message = "a step has either `uses` or `script`, not both";
-            checker.error(step.mark, &step.path, message);
-            None
-        }
-        (None, None) => {
-            let message = "a step needs `uses: connector.operation` or `script`";
-            checker.error(step.mark, &step.path, message);
-            None
-        }
+    let kinds = [
+        step.uses.as_ref().map(|_| "uses"),
+        step.script.as_ref().map(|_| "script"),
+        step.delay.as_ref().map(|_| "delay"),
+        step.wait_until.as_ref().map(|_| "wait_until"),
+    ];
+    let given: Vec<&str> = kinds.into_iter().flatten().collect();
+    if given.len() != 1 {
+        let message = if given.is_empty() {
+            "a step needs one of `uses: connector.operation`, `script`, `delay` or `wait_until`"
+                .to_string()
+        } else {
+            format!(
+                "a step has exactly one of {}, not several",
+                given.join(", ")
+            )
+        };
+        checker.error(step.mark, &step.path, message);
+        return None;
+    }
+    let kind = if let Some(uses) = &step.uses {
+        validate_uses(step, uses, earlier, registry, checker)
+    } else if let Some(source) = &step.script {
+        let script = checker.script(source)?;
+        check_step_references(script.source(), source.mark, &source.path, earlier, checker);
+        Some(StepKind::Script(script))
+    } else if let Some(delay) = &step.delay {
+        checker.duration(delay).map(StepKind::Delay)
+    } else if let Some(until) = &step.wait_until {
+        let template = checker.template(until)?;
+        check_step_references(template.source(), until.mark, &until.path, earlier, checker);
+        Some(StepKind::WaitUntil(template))
+    } else {
+        None
     };
-    if step.script.is_some() && !step.with.is_empty() {
+    if step.uses.is_none() && !step.with.is_empty() {
         checker.error(step.mark, &step.path, "`with` applies only to `uses` steps");
     }
     let retry = step.retry.as_ref().and_then(|r| validate_retry(r, checker));
