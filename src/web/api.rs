@@ -130,9 +130,18 @@ pub(super) struct RetryBody {
 pub(super) async fn retry_run(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Option<Json<RetryBody>>,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let from_start = body.is_some_and(|Json(body)| body.from_start);
+    let options: Option<RetryBody> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            let message =
+                format!("invalid body: {error}; send nothing, or {{\"from_start\": true}}");
+            ApiError::new(StatusCode::BAD_REQUEST, message)
+        })?
+    };
+    let from_start = options.is_some_and(|options| options.from_start);
     let run = if from_start {
         state.engine.replay(&id).await?
     } else {

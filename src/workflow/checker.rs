@@ -39,6 +39,12 @@ impl Env {
         }
     }
 
+    /// Returns a copy with `name` set to `value`.
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.vars.insert(name.to_string(), value.to_string());
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
     }

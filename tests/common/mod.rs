@@ -173,6 +173,7 @@ pub struct Recorded {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub received_at: Instant,
 }
 
 impl Recorded {
@@ -185,7 +186,51 @@ impl Recorded {
     }
 }
 
-type Responder = Arc<dyn Fn(&Recorded) -> (StatusCode, Value) + Send + Sync>;
+/// What the supplier stand-in sends back for one request.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: Vec<(&'static str, String)>,
+    /// Time to wait before answering.
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn json(status: StatusCode, body: Value) -> Self {
+        Answer {
+            status,
+            body,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// The supplier's success envelope around an order.
+    pub fn order_created(order_id: &str) -> Self {
+        Answer::json(
+            StatusCode::OK,
+            serde_json::json!({
+                "code": 200, "result": true, "message": "Success",
+                "data": { "orderId": order_id, "status": "CREATED" }
+            }),
+        )
+    }
+
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_string()));
+        self
+    }
+
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// Chooses the answer from the request and its 0-based position among all
+/// requests received so far.
+type Responder = Arc<dyn Fn(&Recorded, usize) -> Answer + Send + Sync>;
 
 /// An HTTP server on 127.0.0.1 standing in for the supplier: records every
 /// request and answers with what the responder returns for it.
@@ -197,18 +242,21 @@ pub struct Supplier {
 impl Supplier {
     /// Answers every request with the same status and JSON body.
     pub async fn fixed(status: StatusCode, body: Value) -> Self {
-        Self::start(Arc::new(move |_| (status, body.clone()))).await
+        Self::start(Arc::new(move |_, _| Answer::json(status, body.clone()))).await
     }
 
     /// Answers like the supplier accepting an order.
     pub async fn accepting() -> Self {
-        Self::fixed(
-            StatusCode::OK,
-            serde_json::json!({
-                "code": 200, "result": true, "message": "Success",
-                "data": { "orderId": "SO-2611-000123", "status": "CREATED" }
-            }),
-        )
+        Self::start(Arc::new(|_, _| Answer::order_created("SO-2611-000123"))).await
+    }
+
+    /// Answers the n-th request with `answers[n]`, and later ones with the
+    /// last answer.
+    pub async fn sequence(answers: Vec<Answer>) -> Self {
+        assert!(!answers.is_empty(), "a sequence needs at least one answer");
+        Self::start(Arc::new(move |_, n| {
+            answers[n.min(answers.len() - 1)].clone()
+        }))
         .await
     }
 
@@ -222,10 +270,23 @@ impl Supplier {
                     path: uri.path().to_string(),
                     headers,
                     body,
+                    received_at: Instant::now(),
                 };
-                let (status, answer) = responder(&recorded);
-                recorder.lock().expect("recorder lock").push(recorded);
-                async move { (status, axum::Json(answer)).into_response() }
+                let answer = {
+                    let mut log = recorder.lock().expect("recorder lock");
+                    let answer = responder(&recorded, log.len());
+                    log.push(recorded);
+                    answer
+                };
+                async move {
+                    tokio::time::sleep(answer.delay).await;
+                    let mut response = (answer.status, axum::Json(answer.body)).into_response();
+                    for (name, value) in answer.headers {
+                        let value = value.parse().expect("a valid header value");
+                        response.headers_mut().insert(name, value);
+                    }
+                    response
+                }
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
