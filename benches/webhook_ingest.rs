@@ -1,14 +1,17 @@
-//! Acknowledged webhooks per second for the bundled `hello` workflow: the
-//! engine serves on 127.0.0.1 over a temporary sled directory, and
-//! concurrent keep-alive clients post small JSON bodies. Every answer is a
-//! 202 sent after the event was flushed to disk.
+//! Acknowledged webhooks per second for the bundled `hello` workflow, with
+//! group commit, with one flush per event, and for a server on the same
+//! framework that answers 202 without storing anything. In the first two,
+//! every 202 is sent after the event was flushed to disk, and the engine
+//! also runs each stored run.
 //!
 //! `cargo bench --bench webhook_ingest -- [REQUESTS] [CONCURRENCY]`
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
+mod support;
 
+use std::net::SocketAddr;
+
+use axum::http::StatusCode;
+use tether::store::CommitMode;
 use tether::workflow::Env;
 
 fn main() {
@@ -18,54 +21,69 @@ fn main() {
         .collect();
     let requests = args.first().copied().unwrap_or(20_000);
     let concurrency = args.get(1).copied().unwrap_or(32);
+    tether::app::install_tls_provider();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    runtime.block_on(run(requests, concurrency));
+    println!(
+        "webhook_ingest on {}: {requests} requests, {concurrency} concurrent senders",
+        support::machine()
+    );
+
+    runtime.block_on(async {
+        let none = no_storage().await;
+        report("no storage (202 only)", requests, concurrency, none).await;
+        let group = support::serve(
+            &["workflows/hello.yaml"],
+            &[],
+            Env::default(),
+            CommitMode::Group,
+        )
+        .await;
+        report("group commit", requests, concurrency, group.addr).await;
+        let single = support::serve(
+            &["workflows/hello.yaml"],
+            &[],
+            Env::default(),
+            CommitMode::PerSync,
+        )
+        .await;
+        report("one flush per event", requests, concurrency, single.addr).await;
+    });
 }
 
-async fn run(requests: usize, concurrency: usize) {
-    let project = tempfile::TempDir::new().expect("temporary project");
-    let workflows = project.path().join("workflows");
-    std::fs::create_dir_all(&workflows).expect("workflows directory");
-    let hello = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("workflows/hello.yaml");
-    std::fs::copy(hello, workflows.join("hello.yaml")).expect("copying hello.yaml");
-    let data = tempfile::TempDir::new().expect("temporary data directory");
+async fn report(label: &str, requests: usize, concurrency: usize, addr: SocketAddr) {
+    let url = format!("http://{addr}/hooks/hello");
+    let elapsed = support::load(requests, concurrency, 202, move |client, n| {
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(format!("{{\"name\":\"request {n}\"}}"))
+    })
+    .await;
+    let sent = requests / concurrency * concurrency;
+    println!(
+        "  {label:<24} {:>8.0} acknowledged per second ({sent} in {:.2} s)",
+        support::per_second(sent, elapsed),
+        elapsed.as_secs_f64()
+    );
+}
 
-    let engine = tether::app::open(project.path(), data.path(), &Env::default())
-        .expect("opening the engine");
-    engine.start().expect("starting the engine");
+/// A server that reads the body and answers 202 with a new id.
+async fn no_storage() -> SocketAddr {
+    let app = axum::Router::new().route(
+        "/hooks/hello",
+        axum::routing::post(|body: axum::body::Bytes| async move {
+            let _ = body;
+            let id = uuid::Uuid::now_v7().to_string();
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(serde_json::json!({ "run_id": id })),
+            )
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding");
     let addr = listener.local_addr().expect("address");
-    tokio::spawn(tether::web::server::serve(
-        listener,
-        Arc::clone(&engine),
-        std::future::pending(),
-    ));
-
-    let url = format!("http://{addr}/hooks/hello");
-    let client = reqwest::Client::new();
-    let per_client = requests / concurrency;
-    let started = Instant::now();
-    let mut senders = tokio::task::JoinSet::new();
-    for sender in 0..concurrency {
-        let client = client.clone();
-        let url = url.clone();
-        senders.spawn(async move {
-            for n in 0..per_client {
-                let body = format!("{{\"name\":\"sender {sender} request {n}\"}}");
-                let response = client.post(&url).body(body).send().await.expect("POST");
-                assert_eq!(response.status(), 202, "every webhook is acknowledged");
-            }
-        });
-    }
-    senders.join_all().await;
-    let elapsed = started.elapsed();
-    let sent = per_client * concurrency;
-
-    println!(
-        "webhook_ingest: {sent} acknowledged webhooks in {:.2} s with {concurrency} concurrent senders: {:.0} per second",
-        elapsed.as_secs_f64(),
-        sent as f64 / elapsed.as_secs_f64()
-    );
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serving") });
+    addr
 }

@@ -33,6 +33,7 @@ pub struct HttpRuntime {
 
 impl HttpRuntime {
     pub fn new(scripts: ScriptEngine) -> Self {
+        crate::app::install_tls_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))

@@ -9,7 +9,7 @@
 mod commit;
 mod sled_store;
 
-pub use sled_store::SledStore;
+pub use sled_store::{CommitMode, SledStore};
 
 use async_trait::async_trait;
 

@@ -15,8 +15,19 @@ use super::commit::GroupCommit;
 use super::{Inserted, Result, RunQuery, Store, StoreError};
 use crate::engine::run::{Run, StepRecord};
 
+/// How writers wait for their writes to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitMode {
+    /// Concurrent writers share one flush (the default).
+    #[default]
+    Group,
+    /// Every sync flushes on its own; kept to measure what grouping saves.
+    PerSync,
+}
+
 pub struct SledStore {
     db: sled::Db,
+    mode: CommitMode,
     runs: sled::Tree,
     steps: sled::Tree,
     dedup: sled::Tree,
@@ -27,6 +38,10 @@ impl SledStore {
     /// Opens or creates the store in `dir`. Fails when another process holds
     /// the directory.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, CommitMode::Group)
+    }
+
+    pub fn open_with(dir: &Path, mode: CommitMode) -> Result<Self> {
         let db = sled::Config::new().path(dir).open()?;
         let runs = db.open_tree("runs")?;
         let steps = db.open_tree("steps")?;
@@ -34,6 +49,7 @@ impl SledStore {
         let commit = GroupCommit::start(db.clone());
         Ok(SledStore {
             db,
+            mode,
             runs,
             steps,
             dedup,
@@ -106,9 +122,10 @@ impl Store for SledStore {
                 }
             }
         };
-        if inserted == Inserted::New {
-            self.commit.sync().await?;
-        }
+        // A duplicate waits too: the first copy may not be on disk yet, and
+        // answering before it is could lose an event the sender saw
+        // acknowledged.
+        self.sync().await?;
         Ok(inserted)
     }
 
@@ -134,7 +151,16 @@ impl Store for SledStore {
     }
 
     async fn sync(&self) -> Result<()> {
-        self.commit.sync().await
+        match self.mode {
+            CommitMode::Group => self.commit.sync().await,
+            CommitMode::PerSync => {
+                let db = self.db.clone();
+                tokio::task::spawn_blocking(move || db.flush())
+                    .await
+                    .map_err(|_| StoreError::FlusherGone)??;
+                Ok(())
+            }
+        }
     }
 
     fn load_run(&self, id: &str) -> Result<Option<Run>> {
