@@ -25,6 +25,18 @@ pub struct Bench {
 /// A project holding `files` (paths relative to the repository) and any
 /// `extra` workflows, served over a fresh sled directory.
 pub async fn serve(files: &[&str], extra: &[(&str, &str)], env: Env, mode: CommitMode) -> Bench {
+    serve_with(files, extra, env, mode, true).await
+}
+
+/// Like [`serve`]; with `execute` false the engine stores runs but never
+/// starts them, which measures ingest alone.
+pub async fn serve_with(
+    files: &[&str],
+    extra: &[(&str, &str)],
+    env: Env,
+    mode: CommitMode,
+    execute: bool,
+) -> Bench {
     tether::app::install_tls_provider();
     let project = TempDir::new().expect("temporary project");
     for sub in ["workflows", "connectors"] {
@@ -49,7 +61,9 @@ pub async fn serve(files: &[&str], extra: &[(&str, &str)], env: Env, mode: Commi
     );
     let store = SledStore::open_with(data.path(), mode).expect("opening the store");
     let engine = Engine::new(registry, Arc::new(store), scripts);
-    engine.start().expect("starting the engine");
+    if execute {
+        engine.start().expect("starting the engine");
+    }
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -1,10 +1,11 @@
 //! Acknowledged webhooks per second for the bundled `hello` workflow, with
 //! group commit, with one flush per event, and for a server on the same
-//! framework that answers 202 without storing anything. In the first two,
-//! every 202 is sent after the event was flushed to disk, and the engine
-//! also runs each stored run.
+//! framework that answers 202 without storing anything. With storage, every
+//! 202 is sent after the event was flushed to disk; each mode is measured
+//! with the engine only storing runs ("ingest only") and with it also
+//! executing them on the same cores ("runs executing").
 //!
-//! `cargo bench --bench webhook_ingest -- [REQUESTS] [CONCURRENCY]`
+//! `cargo bench --bench webhook_ingest -- [REQUESTS] [CONCURRENCY] [none|group|per-event]`
 
 mod support;
 
@@ -15,6 +16,10 @@ use tether::store::CommitMode;
 use tether::workflow::Env;
 
 fn main() {
+    let only = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--") && a.parse::<usize>().is_err());
+    let wanted = |mode: &str| only.as_deref().is_none_or(|only| only == mode);
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -29,24 +34,36 @@ fn main() {
     );
 
     runtime.block_on(async {
-        let none = no_storage().await;
-        report("no storage (202 only)", requests, concurrency, none).await;
-        let group = support::serve(
-            &["workflows/hello.yaml"],
-            &[],
-            Env::default(),
-            CommitMode::Group,
-        )
-        .await;
-        report("group commit", requests, concurrency, group.addr).await;
-        let single = support::serve(
-            &["workflows/hello.yaml"],
-            &[],
-            Env::default(),
-            CommitMode::PerSync,
-        )
-        .await;
-        report("one flush per event", requests, concurrency, single.addr).await;
+        if wanted("none") {
+            let none = no_storage().await;
+            report("no storage (202 only)", requests, concurrency, none).await;
+        }
+        let hello = ["workflows/hello.yaml"];
+        let modes = [
+            ("group", "group commit", CommitMode::Group),
+            ("per-event", "one flush per event", CommitMode::PerSync),
+        ];
+        for (name, label, mode) in modes {
+            if !wanted(name) {
+                continue;
+            }
+            let stored = support::serve_with(&hello, &[], Env::default(), mode, false).await;
+            report(
+                &format!("{label}, ingest only"),
+                requests,
+                concurrency,
+                stored.addr,
+            )
+            .await;
+            let executing = support::serve(&hello, &[], Env::default(), mode).await;
+            report(
+                &format!("{label}, runs executing"),
+                requests,
+                concurrency,
+                executing.addr,
+            )
+            .await;
+        }
     });
 }
 
@@ -61,7 +78,7 @@ async fn report(label: &str, requests: usize, concurrency: usize, addr: SocketAd
     .await;
     let sent = requests / concurrency * concurrency;
     println!(
-        "  {label:<24} {:>8.0} acknowledged per second ({sent} in {:.2} s)",
+        "  {label:<36} {:>8.0} acknowledged per second ({sent} in {:.2} s)",
         support::per_second(sent, elapsed),
         elapsed.as_secs_f64()
     );

@@ -5,14 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::run::{Run, RunStatus, StepRecord, StepStatus};
 use super::step::{self, StepOutcome, StepScope};
 use super::{Engine, EngineError};
-use crate::expr::Context;
+use crate::expr::{Context, json_to_dynamic};
 use crate::workflow::checker::secrets_value;
 use crate::workflow::{Step, Workflow};
+use rhai::Dynamic;
 
 /// How a list of steps ended.
 enum ListOutcome {
@@ -26,10 +27,18 @@ enum ListOutcome {
 /// Runs `run_id` until it ends, parks or is interrupted, and returns the
 /// run as it then is. A terminal run is returned unchanged.
 pub(crate) async fn execute(engine: &Engine, run_id: &str) -> Result<Run, EngineError> {
-    let store = engine.store();
-    let mut run = store
+    let run = engine
+        .store()
         .load_run(run_id)?
         .ok_or_else(|| EngineError::UnknownRun(run_id.to_string()))?;
+    execute_run(engine, run).await
+}
+
+/// Like [`execute`], for a run already loaded with its journal.
+pub(crate) async fn execute_run(engine: &Engine, mut run: Run) -> Result<Run, EngineError> {
+    let store = engine.store();
+    let run_id = run.id.clone();
+    let run_id = run_id.as_str();
     if run.status.is_terminal() {
         engine.forget_cancel(run_id);
         return Ok(run);
@@ -45,7 +54,7 @@ pub(crate) async fn execute(engine: &Engine, run_id: &str) -> Result<Run, Engine
             run.workflow
         );
         tracing::error!(run_id, workflow = %run.workflow, "run's workflow is not loaded");
-        finish(engine, &mut run, RunStatus::Failed, Some(message)).await?;
+        finish(engine, &mut run, RunStatus::Failed, Some(message), true).await?;
         return Ok(run);
     };
 
@@ -84,7 +93,12 @@ pub(crate) async fn execute(engine: &Engine, run_id: &str) -> Result<Run, Engine
     if status == RunStatus::Failed && !workflow.on_failure.is_empty() {
         run_failure_handler(engine, &workflow, &mut run, error.clone()).await?;
     }
-    finish(engine, &mut run, status, error).await?;
+    let effects = workflow
+        .steps
+        .iter()
+        .chain(&workflow.on_failure)
+        .any(|step| step.kind.has_side_effects());
+    finish(engine, &mut run, status, error, effects).await?;
     Ok(run)
 }
 
@@ -120,6 +134,8 @@ async fn run_steps(
         .map(|(limit, started)| {
             started + chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::MAX)
         });
+    let base = base_context(workflow, run);
+    let mut outputs = step_outputs(run);
     let mut last = Value::Null;
     for (position, step) in steps.iter().enumerate() {
         let index = offset + position;
@@ -155,15 +171,18 @@ async fn run_steps(
         };
 
         let run_id = run.id.clone();
+        let mut context = base.clone();
+        context.set_dynamic("steps", Dynamic::from_map(outputs.clone()));
         let scope = StepScope {
             workflow,
             run_id: &run_id,
             step,
-            context: Arc::new(step_context(workflow, run)),
+            context: Arc::new(context),
             remaining,
         };
         let record = take_record(run, index, step);
         let (record, outcome) = step::run(engine, &scope, record).await?;
+        outputs.insert(record.id.as_str().into(), step_entry(&record));
         run.steps.push(record);
         match outcome {
             StepOutcome::Succeeded(output) => last = output,
@@ -221,19 +240,10 @@ fn take_record(run: &mut Run, index: usize, step: &Step) -> StepRecord {
     }
 }
 
-/// The scope expressions of the next step see.
-fn step_context(workflow: &Workflow, run: &Run) -> Context {
-    let mut steps = Map::new();
-    for record in &run.steps {
-        let entry = serde_json::json!({
-            "output": record.output.clone().unwrap_or(Value::Null),
-            "status": record.status,
-        });
-        steps.insert(record.id.clone(), entry);
-    }
+/// What every step of the run sees besides `steps`.
+fn base_context(workflow: &Workflow, run: &Run) -> Context {
     let mut context = Context::new();
     context.set("trigger", &run.trigger.to_scope_value());
-    context.set("steps", &Value::Object(steps));
     context.set("vars", &workflow.vars);
     context.set("secrets", &secrets_value(&workflow.secrets));
     let run_value = serde_json::json!({
@@ -243,6 +253,23 @@ fn step_context(workflow: &Workflow, run: &Run) -> Context {
     });
     context.set("run", &run_value);
     context
+}
+
+/// The `steps` map for steps already in the journal.
+fn step_outputs(run: &Run) -> rhai::Map {
+    run.steps
+        .iter()
+        .map(|record| (record.id.as_str().into(), step_entry(record)))
+        .collect()
+}
+
+/// `steps.<id>` as expressions see it: the output and the status.
+fn step_entry(record: &StepRecord) -> Dynamic {
+    let entry = serde_json::json!({
+        "output": record.output.clone().unwrap_or(Value::Null),
+        "status": record.status,
+    });
+    json_to_dynamic(&entry)
 }
 
 /// Parks the run until `wake_at` on a durable timer, freeing its worker.
@@ -256,11 +283,15 @@ async fn park(engine: &Engine, run: &mut Run, wake_at: DateTime<Utc>) -> Result<
     Ok(())
 }
 
+/// Records the run's end. With `flush`, waits until it is on disk; runs
+/// without side effects skip that, because repeating them after a crash
+/// changes nothing outside the engine.
 async fn finish(
     engine: &Engine,
     run: &mut Run,
     status: RunStatus,
     error: Option<String>,
+    flush: bool,
 ) -> Result<(), EngineError> {
     let redactor = engine.registry().redactor.clone();
     run.status = status;
@@ -268,7 +299,9 @@ async fn finish(
     run.finished_at = Some(Utc::now());
     run.wake_at = None;
     engine.save_header(run)?;
-    engine.store().sync().await?;
+    if flush {
+        engine.store().sync().await?;
+    }
     match status {
         RunStatus::Failed => tracing::warn!(
             run_id = %run.id,

@@ -66,6 +66,9 @@ pub struct Engine {
     workers: Arc<Semaphore>,
     /// Semaphores of workflow `concurrency` and of each concurrency key.
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Runs just stored by `submit`, handed to their worker without reading
+    /// them back from the store.
+    fresh: Mutex<HashMap<String, Run>>,
     /// Runs an operator cancelled while they may be executing.
     cancelled: Mutex<HashSet<String>>,
     stopping: AtomicBool,
@@ -86,6 +89,7 @@ impl Engine {
             timers: Mutex::new(None),
             workers: Arc::new(Semaphore::new(DEFAULT_WORKERS)),
             limits: Mutex::new(HashMap::new()),
+            fresh: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
             stop_signal: watch::channel(false).0,
@@ -159,8 +163,10 @@ impl Engine {
         match self.store.insert_run(&run, dedup.as_deref()).await? {
             Inserted::New => {
                 tracing::info!(run_id = %run.id, workflow, "run queued");
-                let _ = self.queue.send(run.id.clone());
-                Ok(Submitted::New(run.id))
+                let run_id = run.id.clone();
+                lock(&self.fresh).insert(run_id.clone(), run);
+                let _ = self.queue.send(run_id.clone());
+                Ok(Submitted::New(run_id))
             }
             Inserted::Duplicate(first) => {
                 tracing::info!(run_id = %first, workflow, "duplicate delivery ignored");
@@ -208,12 +214,27 @@ impl Engine {
     }
 
     async fn run_queued(self: Arc<Self>, run_id: String) {
-        let permits = self.acquire_limits(&run_id).await;
+        let fresh = lock(&self.fresh).remove(&run_id);
+        let run = match fresh {
+            Some(run) => run,
+            None => match self.store.load_run(&run_id) {
+                Ok(Some(run)) => run,
+                Ok(None) => {
+                    tracing::error!(%run_id, "queued run not found in the store");
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(%run_id, %error, "loading a queued run failed");
+                    return;
+                }
+            },
+        };
+        let permits = self.acquire_limits(&run).await;
         let _worker = Arc::clone(&self.workers)
             .acquire_owned()
             .await
             .expect("the worker semaphore is never closed");
-        if let Err(error) = executor::execute(&self, &run_id).await {
+        if let Err(error) = executor::execute_run(&self, run).await {
             tracing::error!(%run_id, %error, "run could not be executed");
         }
         drop(permits);
@@ -221,10 +242,7 @@ impl Engine {
     }
 
     /// Waits for the run's workflow `concurrency` and concurrency-key limits.
-    async fn acquire_limits(&self, run_id: &str) -> Vec<OwnedSemaphorePermit> {
-        let Ok(Some(run)) = self.store.load_run(run_id) else {
-            return Vec::new();
-        };
+    async fn acquire_limits(&self, run: &Run) -> Vec<OwnedSemaphorePermit> {
         let registry = self.registry();
         let Some(workflow) = registry.workflow(&run.workflow) else {
             return Vec::new();

@@ -37,6 +37,36 @@ impl Redactor {
         masked
     }
 
+    /// Whether the text contains a secret value.
+    fn finds_secret(&self, text: &str) -> bool {
+        self.secrets
+            .iter()
+            .any(|secret| text.contains(secret.as_str()))
+    }
+
+    /// Masks secrets in every string of a JSON value in place, keys included.
+    pub fn mask(&self, value: &mut Value) {
+        if self.secrets.is_empty() {
+            return;
+        }
+        match value {
+            Value::String(text) if self.finds_secret(text) => *text = self.text(text),
+            Value::Array(items) => items.iter_mut().for_each(|item| self.mask(item)),
+            Value::Object(fields) => {
+                if fields.keys().any(|key| self.finds_secret(key)) {
+                    let masked = fields
+                        .iter()
+                        .map(|(key, field)| (self.text(key), self.value(field)))
+                        .collect();
+                    *fields = masked;
+                } else {
+                    fields.values_mut().for_each(|field| self.mask(field));
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Masks secrets in every string of a JSON value, keys included.
     pub fn value(&self, value: &Value) -> Value {
         if self.secrets.is_empty() {
@@ -61,14 +91,18 @@ impl Redactor {
 /// over it; secrets are masked in it only when they appear literally.
 pub fn mask_trigger(redactor: &Redactor, trigger: &mut super::run::TriggerEvent) {
     for (name, value) in trigger.headers.iter_mut() {
-        *value = if SENSITIVE_HEADERS.contains(&name.as_str()) {
-            Value::String(MASK.to_string())
+        if SENSITIVE_HEADERS.contains(&name.as_str()) {
+            *value = Value::String(MASK.to_string());
         } else {
-            redactor.value(value)
-        };
+            redactor.mask(value);
+        }
     }
-    trigger.body = redactor.value(&trigger.body);
-    trigger.raw = trigger.raw.as_deref().map(|raw| redactor.text(raw));
+    redactor.mask(&mut trigger.body);
+    if let Some(raw) = trigger.raw.as_mut() {
+        if redactor.finds_secret(raw) {
+            *raw = redactor.text(raw);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -83,6 +117,17 @@ mod tests {
         assert_eq!(masked["auth"], "Bearer [redacted]");
         assert_eq!(masked["list"][0], "x [redacted] y");
         assert_eq!(masked["list"][1], 5);
+    }
+
+    #[test]
+    fn mask_in_place_matches_value() {
+        let redactor = Redactor::new(["tok_123".to_string()]);
+        let mut value = serde_json::json!({"a": ["tok_123!"], "tok_123": 1, "b": {"c": "x"}});
+        let expected = redactor.value(&value);
+        redactor.mask(&mut value);
+        assert_eq!(value, expected);
+        assert_eq!(value["a"][0], "[redacted]!");
+        assert!(value.get("[redacted]").is_some());
     }
 
     #[test]

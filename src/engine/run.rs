@@ -236,7 +236,54 @@ pub struct Run {
     pub steps: Vec<StepRecord>,
 }
 
+/// A run without its steps, borrowed, in the same JSON shape as [`Run`].
+#[derive(Serialize)]
+struct HeaderView<'a> {
+    id: &'a str,
+    workflow: &'a str,
+    status: RunStatus,
+    trigger: &'a TriggerEvent,
+    created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wake_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    concurrency_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay_of: Option<&'a str>,
+    retries: u32,
+}
+
 impl Run {
+    /// Encodes the run without its steps, which the store keeps apart.
+    pub fn header_json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(&HeaderView {
+            id: &self.id,
+            workflow: &self.workflow,
+            status: self.status,
+            trigger: &self.trigger,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            output: self.output.as_ref(),
+            error: self.error.as_deref(),
+            reason: self.reason.as_deref(),
+            wake_at: self.wake_at,
+            concurrency_key: self.concurrency_key.as_deref(),
+            replay_of: self.replay_of.as_deref(),
+            retries: self.retries,
+        })
+    }
+
     /// Creates a queued run with a new time-ordered id, so that ids sort by
     /// creation time.
     pub fn new(workflow: &str, trigger: TriggerEvent) -> Self {

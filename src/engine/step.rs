@@ -168,9 +168,10 @@ async fn attempts(
             finished_at: None,
             error: None,
         });
-        engine.store().save_step(run_id, record)?;
         if step.kind.has_side_effects() {
             // The attempt must be on disk before the remote side sees it.
+            // A step without side effects is journaled with its result.
+            engine.store().save_step(run_id, record)?;
             engine.store().sync().await?;
         }
 
@@ -291,24 +292,44 @@ async fn attempt(engine: &Engine, scope: &StepScope<'_>, record: &mut StepRecord
     }
 }
 
+/// Operations a script may use while evaluated on an async worker thread;
+/// a script that needs more is evaluated again on the blocking pool. Most
+/// transforms finish within a few hundred.
+const INLINE_OPERATIONS: u64 = 20_000;
+
 async fn run_script(
     engine: &Engine,
     script: &crate::expr::Script,
     context: &Arc<Context>,
 ) -> AttemptResult {
-    let scripts = engine.scripts.clone();
-    let script = script.clone();
-    let context = Arc::clone(context);
-    // Scripts run on the blocking pool so a long one never stalls the
-    // server; the sandbox's operation and time limits end runaway ones.
-    let evaluated =
-        tokio::task::spawn_blocking(move || scripts.eval_script(&script, &context)).await;
+    let evaluated = match engine
+        .scripts
+        .eval_script_briefly(script, context, INLINE_OPERATIONS)
+    {
+        Err(EvalError::OverBudget(_)) => {
+            let scripts = engine.scripts.clone();
+            let script = script.clone();
+            let context = Arc::clone(context);
+            // A long script runs on the blocking pool so it never stalls
+            // the server; the sandbox's operation and time limits end
+            // runaway ones.
+            let blocking =
+                tokio::task::spawn_blocking(move || scripts.eval_script(&script, &context));
+            match blocking.await {
+                Ok(evaluated) => evaluated,
+                Err(join) => {
+                    let message = format!("script panicked: {join}");
+                    return AttemptResult::Error(StepError::permanent(message));
+                }
+            }
+        }
+        evaluated => evaluated,
+    };
     match evaluated {
-        Ok(Ok(output)) => AttemptResult::Output(output),
-        Ok(Err(EvalError::Skip(reason))) => AttemptResult::Skip(reason),
-        Ok(Err(EvalError::Fail(reason))) => AttemptResult::Fail(reason),
-        Ok(Err(error)) => AttemptResult::Error(StepError::permanent(error.to_string())),
-        Err(join) => AttemptResult::Error(StepError::permanent(format!("script panicked: {join}"))),
+        Ok(output) => AttemptResult::Output(output),
+        Err(EvalError::Skip(reason)) => AttemptResult::Skip(reason),
+        Err(EvalError::Fail(reason)) => AttemptResult::Fail(reason),
+        Err(error) => AttemptResult::Error(StepError::permanent(error.to_string())),
     }
 }
 

@@ -74,6 +74,9 @@ thread_local! {
     /// Deadline of the evaluation running on this thread. Rhai's progress callback receives
     /// only the operation count, so the deadline is passed to it here.
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+
+    /// Operation budget of a brief evaluation running on this thread.
+    static BUDGET: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 /// Shared sandboxed engine. Cloning is cheap because the engine sits behind an `Arc`.
@@ -195,6 +198,23 @@ impl ScriptEngine {
         })
     }
 
+    /// Evaluates a script only if it finishes within `budget` operations,
+    /// which is short enough to run on an async worker thread. A longer
+    /// script ends with [`EvalError::OverBudget`] and has had no effect, so
+    /// the caller can evaluate it again with [`ScriptEngine::eval_script`]
+    /// on a thread where it may run long.
+    pub fn eval_script_briefly(
+        &self,
+        script: &Script,
+        ctx: &Context,
+        budget: u64,
+    ) -> Result<serde_json::Value, EvalError> {
+        let previous = BUDGET.replace(Some(budget));
+        let outcome = self.eval_script(script, ctx);
+        BUDGET.set(previous);
+        outcome
+    }
+
     pub fn render(
         &self,
         template: &Template,
@@ -297,6 +317,11 @@ fn install_progress_check(engine: &mut Engine, limits: &Limits) {
         if max_operations > 0 && operations > max_operations {
             let message = format!("script exceeded the limit of {max_operations} operations");
             return Some(Signal::Limit(message).into_dynamic());
+        }
+        if let Some(budget) = BUDGET.get() {
+            if operations > budget {
+                return Some(Signal::OverBudget(budget).into_dynamic());
+            }
         }
         if operations % CLOCK_CHECK_INTERVAL == 0 && deadline_passed() {
             let message = format!("script ran longer than the {timeout:?} time limit");

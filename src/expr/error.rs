@@ -32,6 +32,10 @@ pub enum EvalError {
     /// Any other error, with Rhai's message and position.
     #[error("{0}")]
     Runtime(String),
+    /// An evaluation started with [`ScriptEngine::eval_script_briefly`](super::ScriptEngine::eval_script_briefly)
+    /// needed more operations than its budget; evaluate it again where it may run long.
+    #[error("script needs more than {0} operations")]
+    OverBudget(u64),
 }
 
 /// Value carried by [`EvalAltResult::ErrorTerminated`] when this module ends an evaluation.
@@ -42,6 +46,7 @@ pub(super) enum Signal {
     Skip(String),
     Fail(String),
     Limit(String),
+    OverBudget(u64),
 }
 
 impl Signal {
@@ -103,6 +108,7 @@ impl EvalError {
                     Signal::Skip(reason) => EvalError::Skip(reason.clone()),
                     Signal::Fail(reason) => EvalError::Fail(reason.clone()),
                     Signal::Limit(message) => EvalError::Limit(message.clone()),
+                    Signal::OverBudget(budget) => EvalError::OverBudget(*budget),
                 },
                 None => return None,
             },

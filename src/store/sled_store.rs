@@ -76,11 +76,7 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T>
 }
 
 fn header_bytes(run: &Run) -> Result<Vec<u8>> {
-    let header = Run {
-        steps: Vec::new(),
-        ..run.clone()
-    };
-    encode(&header)
+    run.header_json().map_err(StoreError::Encode)
 }
 
 fn step_key(run_id: &str, index: usize) -> String {
