@@ -98,10 +98,10 @@ pub fn mask_trigger(redactor: &Redactor, trigger: &mut super::run::TriggerEvent)
         }
     }
     redactor.mask(&mut trigger.body);
-    if let Some(raw) = trigger.raw.as_mut() {
-        if redactor.finds_secret(raw) {
-            *raw = redactor.text(raw);
-        }
+    if let Some(raw) = trigger.raw.as_mut()
+        && redactor.finds_secret(raw)
+    {
+        *raw = redactor.text(raw);
     }
 }
 

@@ -318,10 +318,10 @@ fn install_progress_check(engine: &mut Engine, limits: &Limits) {
             let message = format!("script exceeded the limit of {max_operations} operations");
             return Some(Signal::Limit(message).into_dynamic());
         }
-        if let Some(budget) = BUDGET.get() {
-            if operations > budget {
-                return Some(Signal::OverBudget(budget).into_dynamic());
-            }
+        if let Some(budget) = BUDGET.get()
+            && operations > budget
+        {
+            return Some(Signal::OverBudget(budget).into_dynamic());
         }
         if operations % CLOCK_CHECK_INTERVAL == 0 && deadline_passed() {
             let message = format!("script ran longer than the {timeout:?} time limit");
