@@ -102,6 +102,21 @@ pub struct TriggerEvent {
     pub received_at: DateTime<Utc>,
 }
 
+impl Default for TriggerEvent {
+    /// An empty manual event, standing in where the event was not loaded.
+    fn default() -> Self {
+        TriggerEvent {
+            kind: TriggerKind::Manual,
+            body: Value::Null,
+            raw: None,
+            headers: Map::new(),
+            query: Map::new(),
+            dedup_key: None,
+            received_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+}
+
 impl TriggerEvent {
     pub fn manual(body: Value) -> Self {
         TriggerEvent {
@@ -207,6 +222,8 @@ pub struct Run {
     pub id: String,
     pub workflow: String,
     pub status: RunStatus,
+    /// Empty in run lists, which read only run headers.
+    #[serde(default)]
     pub trigger: TriggerEvent,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -236,13 +253,13 @@ pub struct Run {
     pub steps: Vec<StepRecord>,
 }
 
-/// A run without its steps, borrowed, in the same JSON shape as [`Run`].
+/// A run without its steps and trigger, borrowed, in the same JSON shape
+/// as [`Run`].
 #[derive(Serialize)]
 struct HeaderView<'a> {
     id: &'a str,
     workflow: &'a str,
     status: RunStatus,
-    trigger: &'a TriggerEvent,
     created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     started_at: Option<DateTime<Utc>>,
@@ -264,13 +281,13 @@ struct HeaderView<'a> {
 }
 
 impl Run {
-    /// Encodes the run without its steps, which the store keeps apart.
+    /// Encodes the run without its steps and trigger event, which the store
+    /// keeps apart so status updates do not rewrite them.
     pub fn header_json(&self) -> serde_json::Result<Vec<u8>> {
         serde_json::to_vec(&HeaderView {
             id: &self.id,
             workflow: &self.workflow,
             status: self.status,
-            trigger: &self.trigger,
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,

@@ -74,10 +74,11 @@ pub trait Store: Send + Sync + 'static {
     /// Loads a run with its journal.
     fn load_run(&self, id: &str) -> Result<Option<Run>>;
 
-    /// Lists run headers, newest first, without their steps.
+    /// Lists run headers, newest first, without their steps and trigger
+    /// events.
     fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>>;
 
-    /// Run headers that are not terminal, oldest first, for resuming after a
-    /// restart.
+    /// Run headers (without steps and trigger events) that are not terminal,
+    /// oldest first, for resuming after a restart.
     fn unfinished_runs(&self) -> Result<Vec<Run>>;
 }

@@ -1,6 +1,7 @@
 //! The embedded store: sled files under the data directory.
 //!
-//! Trees: `runs` maps a run id to its header as JSON; `steps` maps
+//! Trees: `runs` maps a run id to its header as JSON; `triggers` maps it to
+//! the event that started it, written once; `steps` maps
 //! `<run id>/<step index>` to a step record; `dedup` maps
 //! `<workflow>\0<deduplication key>` to the id of the run it started. Run ids
 //! are time-ordered, so the `runs` tree iterates oldest to newest.
@@ -29,6 +30,7 @@ pub struct SledStore {
     db: sled::Db,
     mode: CommitMode,
     runs: sled::Tree,
+    triggers: sled::Tree,
     steps: sled::Tree,
     dedup: sled::Tree,
     commit: GroupCommit,
@@ -44,6 +46,7 @@ impl SledStore {
     pub fn open_with(dir: &Path, mode: CommitMode) -> Result<Self> {
         let db = sled::Config::new().path(dir).open()?;
         let runs = db.open_tree("runs")?;
+        let triggers = db.open_tree("triggers")?;
         let steps = db.open_tree("steps")?;
         let dedup = db.open_tree("dedup")?;
         let commit = GroupCommit::start(db.clone());
@@ -51,6 +54,7 @@ impl SledStore {
             db,
             mode,
             runs,
+            triggers,
             steps,
             dedup,
             commit,
@@ -95,19 +99,23 @@ fn dedup_key(workflow: &str, key: &str) -> Vec<u8> {
 impl Store for SledStore {
     async fn insert_run(&self, run: &Run, dedup: Option<&str>) -> Result<Inserted> {
         let header = header_bytes(run)?;
+        let trigger = encode(&run.trigger)?;
         let inserted = match dedup {
             None => {
+                self.triggers.insert(run.id.as_bytes(), trigger)?;
                 self.runs.insert(run.id.as_bytes(), header)?;
                 Inserted::New
             }
             Some(key) => {
                 let claim = dedup_key(&run.workflow, key);
-                let outcome = (&self.runs, &self.dedup).transaction(|(runs, dedup)| {
+                let trees = (&self.runs, &self.triggers, &self.dedup);
+                let outcome = trees.transaction(|(runs, triggers, dedup)| {
                     if let Some(first) = dedup.get(&claim)? {
                         let first = String::from_utf8_lossy(&first).into_owned();
                         return Ok(Inserted::Duplicate(first));
                     }
                     dedup.insert(claim.as_slice(), run.id.as_bytes())?;
+                    triggers.insert(run.id.as_bytes(), trigger.as_slice())?;
                     runs.insert(run.id.as_bytes(), header.as_slice())?;
                     Ok::<_, ConflictableTransactionError<StoreError>>(Inserted::New)
                 });
@@ -164,6 +172,9 @@ impl Store for SledStore {
             return Ok(None);
         };
         let mut run: Run = decode(id.as_bytes(), &bytes)?;
+        if let Some(trigger) = self.triggers.get(id.as_bytes())? {
+            run.trigger = decode(id.as_bytes(), &trigger)?;
+        }
         let prefix = format!("{id}/");
         for entry in self.steps.scan_prefix(prefix.as_bytes()) {
             let (key, bytes) = entry?;
