@@ -78,6 +78,13 @@ pub trait Store: Send + Sync + 'static {
     /// events.
     fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>>;
 
+    /// Reads a small named value kept for the engine itself, such as the
+    /// last tick a schedule fired or a poll cursor.
+    fn get_state(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Writes such a value; durable after the next [`Store::sync`].
+    fn put_state(&self, key: &str, value: &[u8]) -> Result<()>;
+
     /// Run headers (without steps and trigger events) that are not terminal,
     /// oldest first, for resuming after a restart.
     fn unfinished_runs(&self) -> Result<Vec<Run>>;

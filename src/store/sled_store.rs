@@ -3,7 +3,8 @@
 //! Trees: `runs` maps a run id to its header as JSON; `triggers` maps it to
 //! the event that started it, written once; `steps` maps
 //! `<run id>/<step index>` to a step record; `dedup` maps
-//! `<workflow>\0<deduplication key>` to the id of the run it started. Run ids
+//! `<workflow>\0<deduplication key>` to the id of the run it started;
+//! `state` holds small named values of the engine. Run ids
 //! are time-ordered, so the `runs` tree iterates oldest to newest.
 
 use std::path::Path;
@@ -33,6 +34,7 @@ pub struct SledStore {
     triggers: sled::Tree,
     steps: sled::Tree,
     dedup: sled::Tree,
+    state: sled::Tree,
     commit: GroupCommit,
 }
 
@@ -49,6 +51,7 @@ impl SledStore {
         let triggers = db.open_tree("triggers")?;
         let steps = db.open_tree("steps")?;
         let dedup = db.open_tree("dedup")?;
+        let state = db.open_tree("state")?;
         let commit = GroupCommit::start(db.clone());
         Ok(SledStore {
             db,
@@ -57,6 +60,7 @@ impl SledStore {
             triggers,
             steps,
             dedup,
+            state,
             commit,
         })
     }
@@ -204,6 +208,15 @@ impl Store for SledStore {
             }
         }
         Ok(found)
+    }
+
+    fn get_state(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.state.get(key.as_bytes())?.map(|value| value.to_vec()))
+    }
+
+    fn put_state(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.state.insert(key.as_bytes(), value)?;
+        Ok(())
     }
 
     fn unfinished_runs(&self) -> Result<Vec<Run>> {
