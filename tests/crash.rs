@@ -10,12 +10,11 @@
 
 mod common;
 
+use common::process::{LOG_EXCERPT_LINES, Launcher};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,8 +38,6 @@ const SUPPLIER_TOKEN: &str = "sup_tok_crash_5e07";
 /// timing still differ between runs.
 const SEED_VARIABLE: &str = "TETHER_CRASH_SEED";
 
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-const START_ATTEMPTS: u32 = 5;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 const REDELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,7 +48,6 @@ const REDELIVERY_ODDS: u64 = 8;
 /// Maximum delay in ms of the supplier stand-in before it responds.
 const SUPPLIER_MAX_DELAY_MS: u64 = 20;
 /// Maximum engine log lines quoted in one failure message.
-const LOG_EXCERPT_LINES: usize = 12;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn orders_survive_repeated_sigkill() {
@@ -554,165 +550,6 @@ async fn create_supplier_order(
         .below(SUPPLIER_MAX_DELAY_MS + 1);
     tokio::time::sleep(Duration::from_millis(delay)).await;
     (StatusCode::OK, axum::Json(response))
-}
-
-/// Starts `tether serve` processes on one project and data directory, and
-/// keeps the stderr lines of all of them.
-struct Launcher {
-    project: PathBuf,
-    data: PathBuf,
-    env: Vec<(&'static str, String)>,
-    /// Engine log lines, each prefixed with `[engine N]`.
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-/// A running `tether serve` child. Dropping it kills the child.
-struct EngineProcess {
-    child: Child,
-    generation: usize,
-    base_url: String,
-}
-
-impl Launcher {
-    /// Starts an engine on a free port and waits for its `listening` line.
-    /// A child that exits before that is started again, up to
-    /// `START_ATTEMPTS` times, because opening the sled directory fails while
-    /// another process still has it locked.
-    async fn start(&self, generation: usize) -> EngineProcess {
-        for attempt in 1..=START_ATTEMPTS {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-                .arg("serve")
-                .arg("--dir")
-                .arg(&self.project)
-                .arg("--data")
-                .arg(&self.data)
-                .args(["--listen", "127.0.0.1:0"])
-                .envs(self.env.iter().map(|(name, value)| (name, value)))
-                .env("RUST_LOG", "info")
-                // Supplier calls must go straight to 127.0.0.1, and reqwest
-                // would send them through a proxy set in the environment.
-                .env_remove("HTTP_PROXY")
-                .env_remove("http_proxy")
-                .env_remove("ALL_PROXY")
-                .env_remove("all_proxy")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("starting `tether serve`");
-            let stderr = child.stderr.take().expect("stderr is piped");
-            let (address_sender, mut address_receiver) = tokio::sync::mpsc::unbounded_channel();
-            let logs = Arc::clone(&self.logs);
-            // The thread drains stderr until the child dies, so the pipe
-            // never fills. It drops the sender at EOF.
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(address) = listening_address(&line) {
-                        let _ = address_sender.send(address);
-                    }
-                    logs.lock()
-                        .expect("engine log lock")
-                        .push(format!("[engine {generation}] {line}"));
-                }
-            });
-
-            match tokio::time::timeout(START_TIMEOUT, address_receiver.recv()).await {
-                Ok(Some(address)) => {
-                    return EngineProcess {
-                        child,
-                        generation,
-                        base_url: format!("http://{address}"),
-                    };
-                }
-                Ok(None) => {
-                    let status = child.wait().expect("waiting for the engine");
-                    println!(
-                        "engine {generation} exited with {status} before listening \
-                         (start attempt {attempt} of {START_ATTEMPTS})"
-                    );
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "timed out after {START_TIMEOUT:?} waiting for engine {generation} to \
-                         log its `listening` line; log:\n{}",
-                        self.log_tail(LOG_EXCERPT_LINES)
-                    );
-                }
-            }
-        }
-        panic!(
-            "engine {generation} exited before listening on each of {START_ATTEMPTS} starts; \
-             log:\n{}",
-            self.log_tail(LOG_EXCERPT_LINES)
-        );
-    }
-
-    fn log_tail(&self, count: usize) -> String {
-        let logs = self.logs.lock().expect("engine log lock");
-        let first = logs.len().saturating_sub(count);
-        logs[first..].join("\n")
-    }
-
-    /// Returns the first engine log lines that contain `needle`.
-    fn lines_mentioning(&self, needle: Option<&str>) -> String {
-        let Some(needle) = needle else {
-            return String::new();
-        };
-        let logs = self.logs.lock().expect("engine log lock");
-        let lines: Vec<&str> = logs
-            .iter()
-            .filter(|line| line.contains(needle))
-            .take(LOG_EXCERPT_LINES)
-            .map(String::as_str)
-            .collect();
-        lines.join("\n")
-    }
-}
-
-/// Reads the address from the line the server logs when it binds, such as
-/// `INFO tether::web::server: listening address=127.0.0.1:41234`.
-fn listening_address(line: &str) -> Option<String> {
-    if line.contains("stopped listening") {
-        return None;
-    }
-    let (_, rest) = line.split_once("listening address=")?;
-    rest.split_whitespace().next().map(str::to_owned)
-}
-
-impl EngineProcess {
-    /// Kills the engine with SIGKILL and waits for it to exit, so the next
-    /// engine can lock the data directory and no zombie process is left.
-    fn sigkill(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!(
-                "engine {} exited by itself with {status} before it was killed",
-                self.generation
-            );
-        }
-        self.child.kill().expect("sending SIGKILL to the engine");
-        let status = self.child.wait().expect("waiting for the killed engine");
-        assert_eq!(
-            status.signal(),
-            Some(9),
-            "engine {} ended with {status} instead of SIGKILL",
-            self.generation
-        );
-    }
-
-    fn stop(mut self) {
-        self.sigkill();
-    }
-}
-
-impl Drop for EngineProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Status (202 or 200) and run id of an acknowledged delivery.

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+#[cfg(unix)]
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
