@@ -329,3 +329,110 @@ async fn endless_script_fails_while_server_answers() {
     let error = run["error"].as_str().unwrap_or("");
     assert!(error.contains("limit"), "error names the limit: {error}");
 }
+
+#[tokio::test]
+async fn secrets_never_reach_run_history() {
+    let supplier = Supplier::accepting().await;
+    let project = Project::bundled();
+    project.add_workflow(
+        "leaky.yaml",
+        r#"name: leaky
+trigger: manual
+steps:
+  - id: place
+    uses: supplier.create_order
+    with:
+      note: "token ${{ secrets.SUPPLIER_API_TOKEN }} in the body"
+  - id: echo
+    script: '`again ${secrets.SUPPLIER_API_TOKEN}`'
+"#,
+    );
+    let server = TestServer::start(&project, shop_env(&supplier)).await;
+
+    let run = server
+        .engine
+        .run_now(
+            "leaky",
+            tether::engine::run::TriggerEvent::manual(serde_json::json!({})),
+        )
+        .await
+        .expect("running");
+    assert_eq!(run.status, tether::engine::run::RunStatus::Succeeded);
+
+    let received = supplier.received();
+    let sent = String::from_utf8(received[0].body.to_vec()).expect("UTF-8 body");
+    assert!(
+        sent.contains(SUPPLIER_TOKEN),
+        "the supplier gets the real value: {sent}"
+    );
+    let stored = server
+        .get_json(&format!("/api/runs/{}", run.id))
+        .await
+        .to_string();
+    assert!(
+        !stored.contains(SUPPLIER_TOKEN),
+        "a secret reached the run history: {stored}"
+    );
+    assert!(stored.contains("[redacted]"), "{stored}");
+}
+
+#[tokio::test]
+async fn basic_and_api_key_auth_sent() {
+    let supplier = Supplier::accepting().await;
+    let project = Project::bundled();
+    let connectors = project.path().join("connectors");
+    let basic = r#"name: basic_shop
+config:
+  base_url: { env: SUPPLIER_BASE_URL }
+auth:
+  basic: { username: ck_live, password: "${{ secrets.SUPPLIER_API_TOKEN }}" }
+operations:
+  ping: { method: GET, path: /ping, query: { page: 2, empty: "${{ () }}" } }
+"#;
+    let keyed = r#"name: keyed_shop
+config:
+  base_url: { env: SUPPLIER_BASE_URL }
+auth:
+  api_key: { header: X-Api-Key, value: "${{ secrets.SUPPLIER_API_TOKEN }}" }
+headers:
+  Accept: application/json
+operations:
+  ping: { method: GET, path: "/ping/${{ input.id }}" }
+"#;
+    std::fs::write(connectors.join("basic.yaml"), basic).expect("writing a connector");
+    std::fs::write(connectors.join("keyed.yaml"), keyed).expect("writing a connector");
+    project.add_workflow(
+        "pings.yaml",
+        "name: pings\ntrigger: manual\nsteps:\n  - id: one\n    uses: basic_shop.ping\n  - id: two\n    uses: keyed_shop.ping\n    with: { id: 42 }\n",
+    );
+    let server = TestServer::start(&project, shop_env(&supplier)).await;
+
+    let run = server
+        .engine
+        .run_now(
+            "pings",
+            tether::engine::run::TriggerEvent::manual(serde_json::json!({})),
+        )
+        .await
+        .expect("running");
+    assert_eq!(
+        run.status,
+        tether::engine::run::RunStatus::Succeeded,
+        "{run:?}"
+    );
+
+    let received = supplier.received();
+    assert_eq!(received.len(), 2);
+    use base64::Engine as _;
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("ck_live:{SUPPLIER_TOKEN}"));
+    let expected_basic = format!("Basic {credentials}");
+    assert_eq!(
+        received[0].header("authorization"),
+        Some(expected_basic.as_str())
+    );
+    assert_eq!(received[0].path, "/ping");
+    assert_eq!(received[1].header("x-api-key"), Some(SUPPLIER_TOKEN));
+    assert_eq!(received[1].header("accept"), Some("application/json"));
+    assert_eq!(received[1].path, "/ping/42");
+}
