@@ -8,6 +8,7 @@ pub mod redact;
 pub mod run;
 mod step;
 mod timer;
+mod walk;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

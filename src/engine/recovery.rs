@@ -7,6 +7,9 @@ use super::run::{Run, RunStatus, StepStatus};
 use super::{Engine, EngineError, lock};
 use crate::store::RunQuery;
 
+/// Path prefix of the workflow's `on_failure` steps in the journal.
+pub(crate) const FAILURE_HANDLER: &str = "on_failure";
+
 /// Runs loaded per page while retrying many.
 const PAGE: usize = 500;
 
@@ -45,13 +48,9 @@ impl Engine {
                 hint: "only failed or cancelled runs can be retried; replay it to run it again from the start",
             });
         }
-        let steps_in_workflow = self
-            .registry()
-            .workflow(&run.workflow)
-            .map_or(usize::MAX, |w| w.steps.len());
-
         // Failure-handler steps run again if the retry fails too.
-        run.steps.retain(|step| step.index < steps_in_workflow);
+        run.steps
+            .retain(|step| !step.path.starts_with(FAILURE_HANDLER));
         for step in &mut run.steps {
             if step.status == StepStatus::Failed {
                 step.status = StepStatus::Running;
@@ -62,7 +61,7 @@ impl Engine {
                 self.store.save_step(&run.id, step)?;
             }
         }
-        self.store.remove_steps_from(&run.id, steps_in_workflow)?;
+        self.store.remove_steps(&run.id, FAILURE_HANDLER)?;
 
         lock(&self.cancelled).remove(&run.id);
         run.status = RunStatus::Queued;

@@ -184,10 +184,11 @@ pub struct Attempt {
 /// rewritten with the result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
-    /// Position of the step in the workflow's `steps` list.
+    /// Position of the step in its list.
     pub index: usize,
     pub id: String,
-    /// Where the step sits in the workflow, such as `steps[1]`.
+    /// Where the step ran, unique in the run: `steps[1]`, or
+    /// `steps[2].foreach[17].steps[0]` for a step inside an iteration.
     pub path: String,
     pub status: StepStatus,
     #[serde(default)]
@@ -209,6 +210,50 @@ pub struct StepRecord {
     /// attempt after a long retry wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_at: Option<DateTime<Utc>>,
+    /// Value of the step's `if:` when it was false and the step was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Value>,
+}
+
+impl StepRecord {
+    /// A new journal entry for a step about to start.
+    pub fn new(index: usize, id: &str, path: &str) -> Self {
+        StepRecord {
+            index,
+            id: id.to_string(),
+            path: path.to_string(),
+            status: StepStatus::Running,
+            attempts: Vec::new(),
+            input: None,
+            output: None,
+            error: None,
+            started_at: Utc::now(),
+            finished_at: None,
+            budget_start: 0,
+            wake_at: None,
+            condition: None,
+        }
+    }
+}
+
+/// Orders journal paths so that `steps[10]` follows `steps[9]`: every
+/// number in brackets is zero-padded.
+pub fn path_sort_key(path: &str) -> String {
+    let mut key = String::with_capacity(path.len() + 16);
+    let mut digits = String::new();
+    for c in path.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        if !digits.is_empty() {
+            key.push_str(&format!("{digits:0>8}"));
+            digits.clear();
+        }
+        key.push(c);
+    }
+    key.push_str(&digits);
+    key
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -45,6 +45,9 @@ enum AttemptResult {
 pub(crate) struct StepScope<'a> {
     pub workflow: &'a Workflow,
     pub run_id: &'a str,
+    /// Where the step runs, such as `steps[1]` or
+    /// `steps[2].foreach[17].steps[0]`.
+    pub path: &'a str,
     pub step: &'a Step,
     pub context: Arc<Context>,
     /// Time left before the workflow's own timeout.
@@ -269,10 +272,11 @@ async fn attempt(engine: &Engine, scope: &StepScope<'_>, record: &mut StepRecord
                     }
                 };
                 record.input = Some(engine.registry().redactor.value(&input));
-                call(engine, scope.run_id, step, connector, operation, &input).await
+                let key = idempotency_key(scope);
+                call(engine, &key, scope.run_id, connector, operation, &input).await
             }
-            StepKind::Delay(_) | StepKind::WaitUntil(_) => {
-                unreachable!("wait steps do not make attempts")
+            StepKind::Delay(_) | StepKind::WaitUntil(_) | StepKind::Foreach { .. } => {
+                unreachable!("wait and foreach steps do not make attempts")
             }
         }
     };
@@ -333,10 +337,20 @@ async fn run_script(
     }
 }
 
+/// `<run id>:<step id>` for a top-level step, and `<run id>:<path>` for a
+/// nested one, so each iteration's call has its own stable key.
+fn idempotency_key(scope: &StepScope<'_>) -> String {
+    if scope.path.contains('.') {
+        format!("{}:{}", scope.run_id, scope.path)
+    } else {
+        format!("{}:{}", scope.run_id, scope.step.id)
+    }
+}
+
 async fn call(
     engine: &Engine,
+    key: &str,
     run_id: &str,
-    step: &Step,
     connector: &str,
     operation: &str,
     input: &Value,
@@ -353,10 +367,9 @@ async fn call(
         );
         return AttemptResult::Error(StepError::permanent(message));
     };
-    let key = format!("{run_id}:{}", step.id);
     let call = CallContext {
         run_id,
-        idempotency_key: &key,
+        idempotency_key: key,
         input,
     };
     match engine.http.call(connector, operation, spec, &call).await {

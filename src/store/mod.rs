@@ -64,8 +64,8 @@ pub trait Store: Send + Sync + 'static {
     /// Writes one step record of a run's journal.
     fn save_step(&self, run_id: &str, step: &StepRecord) -> Result<()>;
 
-    /// Deletes the run's step records with an index of `first` or more.
-    fn remove_steps_from(&self, run_id: &str, first: usize) -> Result<()>;
+    /// Deletes the run's step records whose path starts with `path_prefix`.
+    fn remove_steps(&self, run_id: &str, path_prefix: &str) -> Result<()>;
 
     /// Waits until every write made before the call is on disk. Concurrent
     /// callers share one flush.

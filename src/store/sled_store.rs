@@ -2,7 +2,7 @@
 //!
 //! Trees: `runs` maps a run id to its header as JSON; `triggers` maps it to
 //! the event that started it, written once; `steps` maps
-//! `<run id>/<step index>` to a step record; `dedup` maps
+//! `<run id>/<step path, numbers zero-padded>` to a step record; `dedup` maps
 //! `<workflow>\0<deduplication key>` to the id of the run it started;
 //! `state` holds small named values of the engine. Run ids
 //! are time-ordered, so the `runs` tree iterates oldest to newest.
@@ -15,7 +15,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::commit::GroupCommit;
 use super::{Inserted, Result, RunQuery, Store, StoreError};
-use crate::engine::run::{Run, StepRecord};
+use crate::engine::run::{Run, StepRecord, path_sort_key};
 
 /// How writers wait for their writes to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -87,8 +87,8 @@ fn header_bytes(run: &Run) -> Result<Vec<u8>> {
     run.header_json().map_err(StoreError::Encode)
 }
 
-fn step_key(run_id: &str, index: usize) -> String {
-    format!("{run_id}/{index:06}")
+fn step_key(run_id: &str, path: &str) -> String {
+    format!("{run_id}/{}", path_sort_key(path))
 }
 
 fn dedup_key(workflow: &str, key: &str) -> Vec<u8> {
@@ -144,14 +144,13 @@ impl Store for SledStore {
 
     fn save_step(&self, run_id: &str, step: &StepRecord) -> Result<()> {
         self.steps
-            .insert(step_key(run_id, step.index), encode(step)?)?;
+            .insert(step_key(run_id, &step.path), encode(step)?)?;
         Ok(())
     }
 
-    fn remove_steps_from(&self, run_id: &str, first: usize) -> Result<()> {
-        let start = step_key(run_id, first);
-        let end = format!("{run_id}0");
-        for entry in self.steps.range(start.into_bytes()..end.into_bytes()) {
+    fn remove_steps(&self, run_id: &str, path_prefix: &str) -> Result<()> {
+        let prefix = step_key(run_id, path_prefix);
+        for entry in self.steps.scan_prefix(prefix.as_bytes()) {
             let (key, _) = entry?;
             self.steps.remove(key)?;
         }

@@ -8,6 +8,7 @@ pub mod load;
 pub mod model;
 pub mod raw;
 pub mod validate;
+mod validate_steps;
 pub mod yaml;
 
 pub use checker::Env;

@@ -83,14 +83,20 @@ impl std::fmt::Debug for HmacVerify {
     }
 }
 
+/// Default largest list a `foreach` accepts.
+pub const DEFAULT_MAX_ITEMS: usize = 10_000;
+
 #[derive(Debug, Clone)]
 pub struct Step {
     pub id: String,
-    /// Where the step sits in its workflow, such as `steps[1]`.
+    /// Where the step is written in its file, such as `steps[1]`.
     pub path: String,
     pub kind: StepKind,
     pub retry: Option<RetryPolicy>,
     pub timeout: Option<Duration>,
+    /// Runs the step only when true; otherwise it is recorded as skipped.
+    pub condition: Option<Template>,
+    pub continue_on_error: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +111,14 @@ pub enum StepKind {
     Delay(Duration),
     /// Parks the run until the time the expression gives.
     WaitUntil(Template),
+    /// Runs `steps` once per item, with `item` and `index` in scope; the
+    /// output lists each iteration's last output in input order.
+    Foreach {
+        items: Template,
+        steps: Vec<Step>,
+        concurrency: usize,
+        max_items: usize,
+    },
 }
 
 impl StepKind {

@@ -97,6 +97,24 @@ pub struct RawStep {
     pub retry: Option<Spanned<RawRetry>>,
     #[serde(default)]
     pub timeout: Option<Spanned<String>>,
+    /// Runs the step only when this expression is true.
+    #[serde(default, rename = "if")]
+    pub condition: Option<Spanned<String>>,
+    /// Lets the run go on when the step fails.
+    #[serde(default)]
+    pub continue_on_error: bool,
+    /// Runs `steps` once per item of this list expression.
+    #[serde(default)]
+    pub foreach: Option<Spanned<String>>,
+    /// Items of a `foreach` in flight at once (default 1).
+    #[serde(default)]
+    pub concurrency: Option<Spanned<u32>>,
+    /// Largest list a `foreach` accepts (default 10,000).
+    #[serde(default)]
+    pub max_items: Option<Spanned<u32>>,
+    /// Steps of each `foreach` iteration.
+    #[serde(default)]
+    pub steps: Vec<Spanned<RawStep>>,
 }
 
 #[derive(Debug, Deserialize)]
