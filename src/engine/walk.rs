@@ -29,6 +29,12 @@ pub(crate) enum ListOutcome {
     Interrupted,
 }
 
+/// Whether a step's condition lets it run, or how it ended instead.
+enum Gate {
+    Open(StepRecord),
+    Closed(StepRecord, StepOutcome),
+}
+
 /// The `steps` map a list's expressions see, and how the list ended.
 type Listed = (ListOutcome, rhai::Map);
 
@@ -127,11 +133,11 @@ impl<'a> Walk<'a> {
                 let (record, outcome) = match &step.condition {
                     Some(condition) => {
                         match self.check_condition(step, condition, &context, record) {
-                            Ok(record) => {
+                            Gate::Open(record) => {
                                 self.run_step(step, &path, context, &outputs, remaining, record)
                                     .await?
                             }
-                            Err((record, outcome)) => {
+                            Gate::Closed(record, outcome) => {
                                 self.engine.store().save_step(&self.run_id, &record)?;
                                 (record, ListOutcome::Ended(outcome))
                             }
@@ -191,31 +197,31 @@ impl<'a> Walk<'a> {
     }
 
     /// Evaluates a step's `if:`. A false value skips the step and an error
-    /// fails it; either way the step ends here and comes back as `Err`.
+    /// fails it; either way the step ends here.
     fn check_condition(
         &self,
         step: &Step,
         condition: &Template,
         context: &Context,
         mut record: StepRecord,
-    ) -> Result<StepRecord, (StepRecord, StepOutcome)> {
+    ) -> Gate {
         record.finished_at = Some(Utc::now());
         match self.engine.scripts.render(condition, context) {
             Ok(value) if truthy(&value) => {
                 record.finished_at = None;
-                Ok(record)
+                Gate::Open(record)
             }
             Ok(value) => {
                 record.status = StepStatus::Skipped;
                 record.condition = Some(value);
-                Err((record, StepOutcome::Succeeded(Value::Null)))
+                Gate::Closed(record, StepOutcome::Succeeded(Value::Null))
             }
             Err(error) => {
                 let message = format!("evaluating `if` failed: {error}");
                 record.status = StepStatus::Failed;
                 record.error = Some(message.clone());
                 let message = format!("step `{}` failed: {message}", step.id);
-                Err((record, StepOutcome::Failed(message)))
+                Gate::Closed(record, StepOutcome::Failed(message))
             }
         }
     }
