@@ -16,7 +16,9 @@ use super::model::{
     Trigger, WebhookTrigger, Workflow,
 };
 use super::raw::{RawEncoding, RawRetry, RawStep, RawTrigger, RawWebhook, RawWorkflow};
+use super::schedule::validate_schedule;
 use crate::expr::ValueTemplate;
+use crate::trigger::schedule::Overlap;
 
 pub fn validate(
     raw: &RawWorkflow,
@@ -72,11 +74,20 @@ pub fn validate(
     if !checker.diags.is_empty() {
         return None;
     }
+    let trigger = trigger?;
+    // `overlap: queue` runs ticks one after another unless the workflow
+    // sets its own `concurrency`.
+    let concurrency = match &trigger {
+        Trigger::Schedule(schedule) if schedule.overlap == Overlap::Queue => {
+            concurrency.or(Some(1))
+        }
+        _ => concurrency,
+    };
     Some(Workflow {
         name: raw.name.value.clone(),
         description: raw.description.clone(),
         file: file.to_path_buf(),
-        trigger: trigger?,
+        trigger,
         concurrency,
         concurrency_key,
         vars: Value::Object(raw.vars.clone().into_iter().collect()),
@@ -107,6 +118,9 @@ fn validate_trigger(trigger: &Spanned<RawTrigger>, checker: &mut Checker<'_>) ->
     match &trigger.value {
         RawTrigger::Manual => Some(Trigger::Manual),
         RawTrigger::Webhook(webhook) => validate_webhook(webhook, checker).map(Trigger::Webhook),
+        RawTrigger::Schedule(schedule) => {
+            validate_schedule(schedule, checker).map(|valid| Trigger::Schedule(Box::new(valid)))
+        }
     }
 }
 
