@@ -98,6 +98,16 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080", env = "TETHER_SERVER")]
         server: String,
     },
+    /// Print the next fire times of a schedule workflow, in UTC and in its time zone.
+    Next {
+        workflow: String,
+        /// Time to count from, in RFC 3339 such as 2025-03-08T06:00:00Z (default: now).
+        #[arg(long, value_parser = cli::schedule::parse_from)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Number of fire times to print.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+        count: u16,
+    },
     /// Print one run with its steps as JSON.
     Show {
         run_id: String,
@@ -111,7 +121,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Check { .. } | Command::Runs { .. } | Command::Show { .. }
+        Command::Check { .. } | Command::Runs { .. } | Command::Show { .. } | Command::Next { .. }
     );
     init_logging(if quiet { "warn" } else { "info" });
 
@@ -182,6 +192,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             list_runs(&cli.data, &server, &query, json).await
         }
         Command::Show { run_id, server } => show_run(&cli.data, &server, &run_id).await,
+        Command::Next {
+            workflow,
+            from,
+            count,
+        } => {
+            let from = from.unwrap_or_else(chrono::Utc::now);
+            cli::schedule::next(&cli.dir, &workflow, from, usize::from(count))
+        }
     }
 }
 
@@ -252,6 +270,7 @@ fn check(dir: &Path, paths: Vec<PathBuf>) -> ExitCode {
             registry.workflows.len(),
             registry.connectors.len()
         );
+        cli::schedule::print_upcoming(&registry, chrono::Utc::now());
         ExitCode::SUCCESS
     } else {
         println!("{} problems", registry.problems.len());

@@ -32,11 +32,12 @@ steps:
           sku: "${{ item.sku }}"
 "#;
 
+/// Calls per idempotency key, with the first answer's supplier order id.
+type CallLog = Arc<Mutex<HashMap<String, (usize, String)>>>;
+
 /// A supplier that answers a repeated idempotency key with its first
 /// answer, and counts calls per key.
-fn replaying_supplier(
-    calls: Arc<Mutex<HashMap<String, (usize, String)>>>,
-) -> Arc<dyn Fn(&Recorded, usize) -> Answer + Send + Sync> {
+fn replaying_supplier(calls: CallLog) -> Responder {
     Arc::new(move |request, n| {
         let key = request.header("idempotency-key").unwrap_or("").to_string();
         let sku = request.json()["sku"].as_str().unwrap_or("").to_string();
@@ -63,7 +64,7 @@ async fn get(client: &reqwest::Client, url: String) -> Value {
 #[tokio::test]
 async fn foreach_survives_sigkill_midway() {
     tether::app::install_tls_provider();
-    let calls: Arc<Mutex<HashMap<String, (usize, String)>>> = Arc::default();
+    let calls: CallLog = Arc::default();
     let supplier = Supplier::start(replaying_supplier(Arc::clone(&calls))).await;
     let project = Project::bundled();
     project.add_workflow("fan-out.yaml", FAN_OUT);

@@ -100,7 +100,9 @@ async fn repeated_delivery_returns_first_run() {
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(supplier.received().len(), 1);
-    let runs = server.get_json("/api/runs").await;
+    let runs = server
+        .get_json("/api/runs?workflow=order-to-supplier")
+        .await;
     assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1));
 }
 
@@ -171,7 +173,9 @@ async fn wrong_signature_is_401_and_stores_nothing() {
         .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
-    let runs = server.get_json("/api/runs").await;
+    let runs = server
+        .get_json("/api/runs?workflow=order-to-supplier")
+        .await;
     assert_eq!(runs["runs"], Value::Array(Vec::new()));
     assert!(supplier.received().is_empty());
 }

@@ -1,4 +1,5 @@
-//! Command-line helpers for commands that act on runs, either through the
-//! data directory or through a running server's API.
+//! Command-line helpers: commands that act on runs, either through the
+//! data directory or through a running server's API, and schedule times.
 
 pub mod recovery;
+pub mod schedule;

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::connector::HttpRuntime;
 use crate::expr::{Context, ScriptEngine};
 use crate::store::{Inserted, Store, StoreError};
+use crate::trigger::schedule::{self, Clock, ScheduleBoard, SystemClock};
 use crate::workflow::Registry;
 use run::{Run, RunStatus, TriggerEvent};
 
@@ -75,6 +76,8 @@ pub struct Engine {
     stopping: AtomicBool,
     stop_signal: watch::Sender<bool>,
     tasks: TaskTracker,
+    /// Status of each schedule as its task last reported it.
+    schedules: ScheduleBoard,
 }
 
 impl Engine {
@@ -95,6 +98,7 @@ impl Engine {
             stopping: AtomicBool::new(false),
             stop_signal: watch::channel(false).0,
             tasks: TaskTracker::new(),
+            schedules: ScheduleBoard::default(),
         })
     }
 
@@ -109,9 +113,15 @@ impl Engine {
         &self.store
     }
 
-    /// Starts the dispatcher and the timers, and queues the runs a previous
-    /// process left unfinished. Call once, inside a tokio runtime.
+    /// Starts the dispatcher, the timers and the schedules, and queues the
+    /// runs a previous process left unfinished. Call once, inside a tokio
+    /// runtime.
     pub fn start(self: &Arc<Self>) -> Result<(), EngineError> {
+        self.start_with_clock(Arc::new(SystemClock))
+    }
+
+    /// Like [`Engine::start`], with schedules reading the time from `clock`.
+    pub fn start_with_clock(self: &Arc<Self>, clock: Arc<dyn Clock>) -> Result<(), EngineError> {
         let pending = lock(&self.pending).take();
         let Some(mut pending) = pending else {
             return Ok(());
@@ -145,7 +155,13 @@ impl Engine {
                     .spawn(async move { worker.run_queued(run_id).await });
             }
         });
+        schedule::start(self, clock);
         Ok(())
+    }
+
+    /// Returns the status of each schedule, by workflow name.
+    pub fn schedules(&self) -> &ScheduleBoard {
+        &self.schedules
     }
 
     /// Stores a run for `workflow` durably and queues it. With a

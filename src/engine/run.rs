@@ -78,6 +78,7 @@ impl std::str::FromStr for RunStatus {
 #[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
     Webhook,
+    Schedule,
     Manual,
 }
 
@@ -96,9 +97,14 @@ pub struct TriggerEvent {
     pub headers: Map<String, Value>,
     #[serde(default)]
     pub query: Map<String, Value>,
-    /// Value of the workflow's deduplication header, when it has one.
+    /// Value of the workflow's deduplication header, or `schedule:` and the
+    /// scheduled time for a schedule tick.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup_key: Option<String>,
+    /// The tick a schedule run is for; later than it when the run catches up
+    /// a missed tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<DateTime<Utc>>,
     pub received_at: DateTime<Utc>,
 }
 
@@ -112,6 +118,7 @@ impl Default for TriggerEvent {
             headers: Map::new(),
             query: Map::new(),
             dedup_key: None,
+            scheduled_at: None,
             received_at: DateTime::<Utc>::UNIX_EPOCH,
         }
     }
@@ -126,7 +133,17 @@ impl TriggerEvent {
             headers: Map::new(),
             query: Map::new(),
             dedup_key: None,
+            scheduled_at: None,
             received_at: Utc::now(),
+        }
+    }
+
+    /// Creates the event of a schedule tick at `scheduled_at`, with no body.
+    pub fn schedule(scheduled_at: DateTime<Utc>) -> Self {
+        TriggerEvent {
+            kind: TriggerKind::Schedule,
+            scheduled_at: Some(scheduled_at),
+            ..TriggerEvent::manual(Value::Null)
         }
     }
 
@@ -148,6 +165,10 @@ impl TriggerEvent {
             "received_at".into(),
             Value::String(self.received_at.to_rfc3339()),
         );
+        if let Some(scheduled_at) = self.scheduled_at {
+            let text = crate::trigger::schedule::format_utc(scheduled_at);
+            scope.insert("scheduled_at".into(), Value::String(text));
+        }
         Value::Object(scope)
     }
 }

@@ -1,3 +1,4 @@
 //! Triggers: how events from outside become runs.
 
+pub mod schedule;
 pub mod webhook;

@@ -90,6 +90,7 @@ pub fn event_from_request(
         headers: header_map,
         query: query_map,
         dedup_key,
+        scheduled_at: None,
         received_at: Utc::now(),
     })
 }

@@ -10,7 +10,9 @@ use super::{ApiError, AppState};
 use crate::engine::run::{Run, RunStatus, TriggerEvent};
 use crate::engine::{EngineError, Submitted};
 use crate::store::RunQuery;
+use crate::trigger::schedule::{ScheduleStatus, format_utc};
 use crate::workflow::Trigger;
+use crate::workflow::model::ScheduleTrigger;
 
 /// Runs per page when the request does not say.
 const DEFAULT_PAGE: usize = 50;
@@ -94,6 +96,10 @@ pub(super) async fn list_workflows(State(state): State<AppState>) -> Json<Value>
         .map(|workflow| {
             let trigger = match &workflow.trigger {
                 Trigger::Webhook(hook) => serde_json::json!({ "webhook": { "path": hook.path } }),
+                Trigger::Schedule(schedule) => {
+                    let status = state.engine.schedules().get(&workflow.name);
+                    serde_json::json!({ "schedule": schedule_json(schedule, status) })
+                }
                 Trigger::Manual => serde_json::json!("manual"),
             };
             serde_json::json!({
@@ -106,6 +112,31 @@ pub(super) async fn list_workflows(State(state): State<AppState>) -> Json<Value>
         .collect();
     let problems: Vec<String> = registry.problems.iter().map(ToString::to_string).collect();
     Json(serde_json::json!({ "workflows": workflows, "problems": problems }))
+}
+
+/// Describes a schedule trigger and its task's status as JSON, with times
+/// in UTC. Until the scheduler reports, and without a running scheduler,
+/// `next_fire` is computed from the current time.
+fn schedule_json(trigger: &ScheduleTrigger, status: Option<ScheduleStatus>) -> Value {
+    let schedule = &trigger.schedule;
+    let status = status.unwrap_or_default();
+    let next_fire = match (&status.error, status.next_fire) {
+        (Some(_), _) => None,
+        (None, Some(next)) => Some(next),
+        (None, None) => schedule.next_after(chrono::Utc::now()).ok(),
+    };
+    serde_json::json!({
+        "cron": schedule.expression(),
+        "timezone": schedule.timezone().name(),
+        "catch_up": trigger.catch_up,
+        "catch_up_limit": trigger.catch_up_limit,
+        "overlap": trigger.overlap,
+        "next_fire": next_fire.map(format_utc),
+        "last_tick": status.last_tick.map(format_utc),
+        "missed": status.missed,
+        "skipped": status.skipped,
+        "error": status.error,
+    })
 }
 
 impl From<EngineError> for ApiError {

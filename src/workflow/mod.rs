@@ -7,6 +7,7 @@ pub mod diag;
 pub mod load;
 pub mod model;
 pub mod raw;
+mod schedule;
 pub mod validate;
 mod validate_steps;
 pub mod yaml;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::expr::{Script, Template, ValueTemplate};
+use crate::trigger::schedule::{CatchUp, Overlap, Schedule};
 
 /// Default largest webhook body: 10 MiB.
 pub const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
@@ -43,7 +44,20 @@ pub struct ConcurrencyKey {
 #[derive(Debug, Clone)]
 pub enum Trigger {
     Webhook(WebhookTrigger),
+    Schedule(Box<ScheduleTrigger>),
     Manual,
+}
+
+/// Default maximum of runs that `catch_up: all` starts at once.
+pub const DEFAULT_CATCH_UP_LIMIT: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct ScheduleTrigger {
+    pub schedule: Schedule,
+    pub catch_up: CatchUp,
+    /// Most missed ticks that `catch_up: all` runs; older ones are missed.
+    pub catch_up_limit: usize,
+    pub overlap: Overlap,
 }
 
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::de::Spanned;
+use crate::trigger::schedule::{CatchUp, Overlap};
 
 #[derive(Debug, Deserialize)]
 pub struct RawWorkflow {
@@ -37,7 +38,23 @@ pub struct RawWorkflow {
 #[serde(rename_all = "snake_case")]
 pub enum RawTrigger {
     Webhook(Box<RawWebhook>),
+    Schedule(Box<RawSchedule>),
     Manual,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSchedule {
+    /// Five fields (minute to day of week), or six with leading seconds.
+    pub cron: Spanned<String>,
+    /// IANA time zone name; UTC when left out.
+    #[serde(default)]
+    pub timezone: Option<Spanned<String>>,
+    #[serde(default)]
+    pub catch_up: Option<CatchUp>,
+    #[serde(default)]
+    pub catch_up_limit: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub overlap: Option<Overlap>,
 }
 
 #[derive(Debug, Deserialize)]

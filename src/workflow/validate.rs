@@ -14,7 +14,9 @@ use super::model::{
     WebhookTrigger, Workflow,
 };
 use super::raw::{RawEncoding, RawRetry, RawTrigger, RawWebhook, RawWorkflow};
+use super::schedule::validate_schedule;
 use super::validate_steps::validate_steps;
+use crate::trigger::schedule::Overlap;
 
 pub fn validate(
     raw: &RawWorkflow,
@@ -70,11 +72,20 @@ pub fn validate(
     if !checker.diags.is_empty() {
         return None;
     }
+    let trigger = trigger?;
+    // `overlap: queue` runs ticks one after another unless the workflow
+    // sets its own `concurrency`.
+    let concurrency = match &trigger {
+        Trigger::Schedule(schedule) if schedule.overlap == Overlap::Queue => {
+            concurrency.or(Some(1))
+        }
+        _ => concurrency,
+    };
     Some(Workflow {
         name: raw.name.value.clone(),
         description: raw.description.clone(),
         file: file.to_path_buf(),
-        trigger: trigger?,
+        trigger,
         concurrency,
         concurrency_key,
         vars: Value::Object(raw.vars.clone().into_iter().collect()),
@@ -105,6 +116,9 @@ fn validate_trigger(trigger: &Spanned<RawTrigger>, checker: &mut Checker<'_>) ->
     match &trigger.value {
         RawTrigger::Manual => Some(Trigger::Manual),
         RawTrigger::Webhook(webhook) => validate_webhook(webhook, checker).map(Trigger::Webhook),
+        RawTrigger::Schedule(schedule) => {
+            validate_schedule(schedule, checker).map(|valid| Trigger::Schedule(Box::new(valid)))
+        }
     }
 }
 

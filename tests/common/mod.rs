@@ -233,7 +233,7 @@ impl Answer {
 
 /// Chooses the answer from the request and its 0-based position among all
 /// requests received so far.
-type Responder = Arc<dyn Fn(&Recorded, usize) -> Answer + Send + Sync>;
+pub type Responder = Arc<dyn Fn(&Recorded, usize) -> Answer + Send + Sync>;
 
 /// An HTTP server on 127.0.0.1 standing in for the supplier: records every
 /// request and answers with what the responder returns for it.
