@@ -183,3 +183,251 @@ async fn foreach_over_limit_fails_clearly() {
         run.error
     );
 }
+
+const ROUTER: &str = r#"name: router
+trigger: manual
+steps:
+  - id: route
+    switch: "${{ trigger.body.supplier }}"
+    cases:
+      cj:
+        - id: place
+          uses: supplier.create_order
+          with: { via: cj }
+      other:
+        - id: note
+          script: '"other supplier"'
+    default:
+      - id: unknown
+        script: '`no route for ${trigger.body.supplier}`'
+  - id: after
+    script: steps.route.output
+"#;
+
+#[tokio::test]
+async fn switch_runs_matching_case() {
+    let supplier = Supplier::accepting().await;
+    let (_server, run) =
+        run_workflow(&supplier, "router", ROUTER, json!({ "supplier": "cj" })).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(
+        run.output.clone().unwrap_or_default()["orderId"],
+        "SO-2611-000123"
+    );
+    assert_eq!(
+        step(&run, "steps[0]").input.clone().unwrap_or_default()["case"],
+        "cj"
+    );
+    assert_eq!(
+        step(&run, "steps[0].cases.cj[0]").status,
+        StepStatus::Succeeded
+    );
+    let key = format!("{}:steps[0].cases.cj[0]", run.id);
+    assert_eq!(
+        supplier.received()[0].header("idempotency-key"),
+        Some(key.as_str())
+    );
+}
+
+#[tokio::test]
+async fn switch_falls_back_to_default() {
+    let supplier = Supplier::accepting().await;
+    let (_server, run) =
+        run_workflow(&supplier, "router", ROUTER, json!({ "supplier": "acme" })).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.output, Some(json!("no route for acme")));
+    assert!(supplier.received().is_empty());
+}
+
+const BOTH: &str = r#"name: both
+trigger: manual
+steps:
+  - id: sync
+    parallel:
+      stock:
+        - id: read
+          uses: supplier.get_order
+          with: { id: stock }
+      price:
+        - id: read
+          uses: supplier.get_order
+          with: { id: price }
+"#;
+
+#[tokio::test]
+async fn parallel_maps_branch_outputs() {
+    let slow = std::sync::Arc::new(|request: &Recorded, _: usize| {
+        let name = request.path.rsplit('/').next().unwrap_or("").to_string();
+        Answer::order_created(&name).after(std::time::Duration::from_millis(200))
+    });
+    let supplier = Supplier::start(slow).await;
+    let started = std::time::Instant::now();
+    let (_server, run) = run_workflow(&supplier, "both", BOTH, json!({})).await;
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let output = run.output.clone().unwrap_or_default();
+    assert_eq!(output["stock"]["orderId"], "stock");
+    assert_eq!(output["price"]["orderId"], "price");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(390),
+        "branches ran one after the other"
+    );
+    let received = supplier.received();
+    assert_eq!(received.len(), 2);
+}
+
+#[tokio::test]
+async fn failing_branch_fails_parallel() {
+    let supplier = Supplier::start(std::sync::Arc::new(|request: &Recorded, _: usize| {
+        if request.path.ends_with("/stock") {
+            Answer::json(StatusCode::NOT_FOUND, json!({ "error": "no such order" }))
+        } else {
+            Answer::order_created("p").after(std::time::Duration::from_millis(300))
+        }
+    }))
+    .await;
+    let (_server, run) = run_workflow(&supplier, "both", BOTH, json!({})).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("branch stock") && error.contains("404"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn handler_recovers_failed_step() {
+    let rejected = Answer::json(StatusCode::CONFLICT, json!({ "error": "out of stock" }));
+    let supplier = Supplier::sequence(vec![rejected, Answer::order_created("SO-BACKUP")]).await;
+    let text = r#"name: fallback
+trigger: manual
+steps:
+  - id: place
+    uses: supplier.create_order
+    with: { supplier: primary }
+    on_failure:
+      - id: log
+        script: 'error.message'
+      - id: backup
+        recover: true
+        uses: supplier.create_order
+        with: { supplier: backup, reason: "${{ error.message }}" }
+  - id: done
+    script: steps.place.output.orderId
+"#;
+    let (_server, run) = run_workflow(&supplier, "fallback", text, json!({})).await;
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.output, Some(json!("SO-BACKUP")));
+    let place = step(&run, "steps[0]");
+    assert_eq!(place.status, StepStatus::Failed);
+    assert!(place.recovered);
+    let log = step(&run, "steps[0].on_failure[0]");
+    assert!(
+        log.output
+            .clone()
+            .unwrap_or_default()
+            .as_str()
+            .unwrap_or("")
+            .contains("409"),
+        "{log:?}"
+    );
+    let received = supplier.received();
+    assert_eq!(received.len(), 2);
+    assert!(
+        received[1].json()["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("out of stock")
+    );
+}
+
+#[tokio::test]
+async fn handler_without_recover_keeps_failure() {
+    let rejected = Answer::json(StatusCode::CONFLICT, json!({ "error": "out of stock" }));
+    let supplier = Supplier::sequence(vec![rejected]).await;
+    let text = "name: noted\ntrigger: manual\nsteps:\n  - id: place\n    uses: supplier.create_order\n    on_failure:\n      - id: note\n        script: 'error.step'\n";
+    let (_server, run) = run_workflow(&supplier, "noted", text, json!({})).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(
+        step(&run, "steps[0].on_failure[0]").output,
+        Some(json!("place"))
+    );
+}
+
+#[tokio::test]
+async fn call_runs_child_and_links_it() {
+    let supplier = Supplier::accepting().await;
+    let project = Project::bundled();
+    project.add_workflow(
+        "child.yaml",
+        "name: child\ntrigger: manual\nsteps:\n  - id: double\n    script: 'trigger.body.n * 2'\n",
+    );
+    project.add_workflow(
+        "parent.yaml",
+        "name: parent\ntrigger: manual\nsteps:\n  - id: ask\n    call: child\n    with: { n: \"${{ trigger.body.n }}\" }\n  - id: plus\n    script: 'steps.ask.output + 1'\n",
+    );
+    let server = TestServer::start(&project, shop_env(&supplier)).await;
+    let run = server
+        .engine
+        .run_now("parent", TriggerEvent::manual(json!({ "n": 20 })))
+        .await
+        .expect("running");
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.output, Some(json!(41)));
+    let child_id = step(&run, "steps[0]").input.clone().unwrap_or_default()["child_run_id"]
+        .as_str()
+        .expect("child run id")
+        .to_string();
+    let child = server.get_json(&format!("/api/runs/{child_id}")).await;
+    assert_eq!(child["status"], "succeeded");
+    assert_eq!(child["parent"]["run_id"], run.id.as_str());
+    assert_eq!(child["trigger"]["kind"], "call");
+}
+
+#[tokio::test]
+async fn recursive_call_hits_depth_limit() {
+    let supplier = Supplier::accepting().await;
+    let text = "name: again\ntrigger: manual\nsteps:\n  - id: deeper\n    call: again\n";
+    let (_server, run) = run_workflow(&supplier, "again", text, json!({})).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.clone().unwrap_or_default();
+    assert!(error.contains("limited to 8 levels"), "{error}");
+}
+
+#[test]
+fn nested_steps_checked_with_positions() {
+    let project = Project::bundled();
+    let text = "\
+name: nested
+trigger: manual
+steps:
+  - id: lines
+    foreach: \"${{ trigger.body.items }}\"
+    steps:
+      - id: place
+        uses: supplier.create_ordr
+      - id: place
+        script: '1'
+        retyr: 2
+";
+    project.add_workflow("nested.yaml", text);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .arg("check")
+        .arg(project.path().join("workflows/nested.yaml"))
+        .arg("--dir")
+        .arg(project.path())
+        .env("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET)
+        .env("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN)
+        .output()
+        .expect("running tether check");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("nested.yaml:11:9: steps[0].steps[1].retyr: unknown field `retyr`, did you mean `retry`?"), "{stdout}");
+    assert!(stdout.contains("nested.yaml:8:15: steps[0].steps[0].uses: connector `supplier` has no operation `create_ordr`"), "{stdout}");
+    assert!(
+        stdout.contains("nested.yaml:9:13: steps[0].steps[1].id: duplicate step id `place`"),
+        "{stdout}"
+    );
+}

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::recovery::FAILURE_HANDLER;
 use super::run::{Run, RunStatus};
 use super::step::StepOutcome;
-use super::walk::{ListOutcome, Walk};
+use super::walk::{Extras, ListOutcome, Walk};
 use super::{Engine, EngineError};
 
 /// Runs `run_id` until it ends, parks or is interrupted, and returns the
@@ -52,7 +52,12 @@ pub(crate) async fn execute_run(engine: &Engine, mut run: Run) -> Result<Run, En
 
     let mut walk = Walk::new(engine, &workflow, &run);
     let (outcome, outputs) = walk
-        .run_list(&workflow.steps, "steps".to_string(), rhai::Map::new(), None)
+        .run_list(
+            &workflow.steps,
+            "steps".to_string(),
+            rhai::Map::new(),
+            Extras::default(),
+        )
         .await?;
     let (status, error) = match outcome {
         ListOutcome::Interrupted => {
@@ -86,7 +91,12 @@ pub(crate) async fn execute_run(engine: &Engine, mut run: Run) -> Result<Run, En
         walk.set_run_error(&run);
         let handler = &workflow.on_failure;
         let (handled, _) = walk
-            .run_list(handler, FAILURE_HANDLER.to_string(), outputs, None)
+            .run_list(
+                handler,
+                FAILURE_HANDLER.to_string(),
+                outputs,
+                Extras::default(),
+            )
             .await?;
         if let ListOutcome::Ended(StepOutcome::Failed(message)) = handled {
             tracing::error!(run_id, workflow = %workflow.name, error = %message, "failure handler failed");

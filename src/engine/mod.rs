@@ -3,6 +3,7 @@
 
 pub mod error;
 mod executor;
+mod flow;
 pub mod recovery;
 pub mod redact;
 pub mod run;
@@ -205,6 +206,35 @@ impl Engine {
         executor::execute(self, run_id).await
     }
 
+    /// [`Engine::execute`] behind a box, for `call` steps, whose child run
+    /// executes inside the parent's execution.
+    pub(crate) fn execute_boxed<'e>(
+        &'e self,
+        run_id: &'e str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Run, EngineError>> + Send + 'e>>
+    {
+        Box::pin(executor::execute(self, run_id))
+    }
+
+    /// Stores a child run for a `call` step. It is not queued: its parent
+    /// executes it.
+    pub(crate) async fn start_child(
+        &self,
+        workflow: &str,
+        input: Value,
+        parent: run::ParentRef,
+        depth: u32,
+    ) -> Result<Run, EngineError> {
+        let mut trigger = TriggerEvent::manual(input);
+        trigger.kind = run::TriggerKind::Call;
+        let mut run = self.create_run(workflow, trigger)?;
+        run.parent = Some(parent);
+        run.depth = depth;
+        self.store.insert_run(&run, None).await?;
+        tracing::info!(run_id = %run.id, workflow, parent = %run.parent.as_ref().map_or("", |p| p.run_id.as_str()), "child run started");
+        Ok(run)
+    }
+
     fn create_run(&self, workflow: &str, mut trigger: TriggerEvent) -> Result<Run, EngineError> {
         let registry = self.registry();
         let Some(definition) = registry.workflow(workflow) else {
@@ -246,6 +276,11 @@ impl Engine {
                 }
             },
         };
+        if run.parent.is_some() {
+            // Its parent's `call` step executes it.
+            tracing::debug!(%run_id, "child run left to its parent");
+            return;
+        }
         let permits = self.acquire_limits(&run).await;
         let _worker = Arc::clone(&self.workers)
             .acquire_owned()

@@ -80,6 +80,8 @@ pub enum TriggerKind {
     Webhook,
     Schedule,
     Manual,
+    /// Started by a `call` step of another run.
+    Call,
 }
 
 /// The event that started a run, stored with it so the run can resume or be
@@ -234,6 +236,10 @@ pub struct StepRecord {
     /// Value of the step's `if:` when it was false and the step was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<Value>,
+    /// The step failed and its `on_failure` steps recovered it; `output` is
+    /// then the recovering step's output.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
 }
 
 impl StepRecord {
@@ -253,6 +259,7 @@ impl StepRecord {
             budget_start: 0,
             wake_at: None,
             condition: None,
+            recovered: false,
         }
     }
 }
@@ -315,8 +322,27 @@ pub struct Run {
     /// Times an operator retried the run.
     #[serde(default)]
     pub retries: u32,
+    /// The run and step that started this one with `call`. Such a run is
+    /// executed by its parent, never by the worker pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRef>,
+    /// Number of `call` steps between this run and the run that started the
+    /// chain.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub depth: u32,
     #[serde(default)]
     pub steps: Vec<StepRecord>,
+}
+
+/// Where a child run was started from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRef {
+    pub run_id: String,
+    pub path: String,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A run without its steps and trigger, borrowed, in the same JSON shape
@@ -344,6 +370,10 @@ struct HeaderView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     replay_of: Option<&'a str>,
     retries: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<&'a ParentRef>,
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    depth: u32,
 }
 
 impl Run {
@@ -364,6 +394,8 @@ impl Run {
             concurrency_key: self.concurrency_key.as_deref(),
             replay_of: self.replay_of.as_deref(),
             retries: self.retries,
+            parent: self.parent.as_ref(),
+            depth: self.depth,
         })
     }
 
@@ -385,6 +417,8 @@ impl Run {
             concurrency_key: None,
             replay_of: None,
             retries: 0,
+            parent: None,
+            depth: 0,
             steps: Vec::new(),
         }
     }

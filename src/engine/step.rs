@@ -275,8 +275,13 @@ async fn attempt(engine: &Engine, scope: &StepScope<'_>, record: &mut StepRecord
                 let key = idempotency_key(scope);
                 call(engine, &key, scope.run_id, connector, operation, &input).await
             }
-            StepKind::Delay(_) | StepKind::WaitUntil(_) | StepKind::Foreach { .. } => {
-                unreachable!("wait and foreach steps do not make attempts")
+            StepKind::Delay(_)
+            | StepKind::WaitUntil(_)
+            | StepKind::Foreach { .. }
+            | StepKind::Switch { .. }
+            | StepKind::Parallel { .. }
+            | StepKind::Call { .. } => {
+                unreachable!("wait and control-flow steps do not make attempts")
             }
         }
     };

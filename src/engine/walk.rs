@@ -9,11 +9,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt as _;
 use rhai::Dynamic;
 use serde_json::Value;
 
-use super::run::{Attempt, Run, StepRecord, StepStatus, path_sort_key};
+use super::flow;
+use super::run::{Run, StepRecord, StepStatus, path_sort_key};
 use super::step::{self, StepOutcome, StepScope};
 use super::{Engine, EngineError};
 use crate::expr::{Context, Template, json_to_dynamic};
@@ -29,6 +29,21 @@ pub(crate) enum ListOutcome {
     Interrupted,
 }
 
+/// Values a nested list adds to its steps' scope: `item` and `index` inside
+/// a `foreach` iteration, `error` inside an `on_failure` list.
+#[derive(Clone, Default)]
+pub(crate) struct Extras {
+    pub item: Option<(Dynamic, usize)>,
+    pub error: Option<Dynamic>,
+}
+
+/// How starting a step went: it ran (or was skipped by its condition), or
+/// the list has to stop before it.
+enum Started {
+    Ran(Box<StepRecord>, ListOutcome),
+    Stopped(ListOutcome),
+}
+
 /// Whether a step's condition lets it run, or how it ended instead.
 enum Gate {
     Open(StepRecord),
@@ -36,14 +51,17 @@ enum Gate {
 }
 
 /// The `steps` map a list's expressions see, and how the list ended.
-type Listed = (ListOutcome, rhai::Map);
+pub(crate) type Listed = (ListOutcome, rhai::Map);
 
-type BoxedList<'w> = Pin<Box<dyn Future<Output = Result<Listed, EngineError>> + Send + 'w>>;
+pub(crate) type BoxedList<'w> =
+    Pin<Box<dyn Future<Output = Result<Listed, EngineError>> + Send + 'w>>;
 
 pub(crate) struct Walk<'a> {
-    engine: &'a Engine,
-    workflow: &'a Workflow,
-    run_id: String,
+    pub(crate) engine: &'a Engine,
+    pub(crate) workflow: &'a Workflow,
+    pub(crate) run_id: String,
+    /// `call` depth of the run, for the recursion limit.
+    pub(crate) depth: u32,
     /// `trigger`, `vars`, `secrets` and `run`, converted once per run.
     base: Context,
     journal: Mutex<HashMap<String, StepRecord>>,
@@ -67,6 +85,7 @@ impl<'a> Walk<'a> {
             engine,
             workflow,
             run_id: run.id.clone(),
+            depth: run.depth,
             base: base_context(workflow, run),
             journal: Mutex::new(journal),
             deadline,
@@ -90,72 +109,51 @@ impl<'a> Walk<'a> {
     }
 
     /// Runs `steps` in order under `list_path` (such as `steps` or
-    /// `steps[2].foreach[0].steps`). `item` is the iteration's item and
-    /// index inside a `foreach`.
+    /// `steps[2].foreach[0].steps`), with `extras` in scope.
     pub(crate) fn run_list<'w>(
         &'w self,
         steps: &'w [Step],
         list_path: String,
         mut outputs: rhai::Map,
-        item: Option<(Dynamic, usize)>,
+        extras: Extras,
     ) -> BoxedList<'w> {
         Box::pin(async move {
             let mut last = Value::Null;
             for (index, step) in steps.iter().enumerate() {
                 let path = format!("{list_path}[{index}]");
                 let recorded = self.recorded(&path);
-                if let Some(record) = recorded.as_ref().filter(|r| r.status.has_result()) {
-                    match self.replay_result(step, record, &mut outputs, &mut last) {
-                        Some(ended) => return Ok((ListOutcome::Ended(ended), outputs)),
-                        None => continue,
-                    }
-                }
-                if self.engine.is_cancelled(&self.run_id) {
-                    return Ok((ListOutcome::Cancelled, outputs));
-                }
-                if self.engine.is_stopping() {
-                    return Ok((ListOutcome::Interrupted, outputs));
-                }
-                let remaining = match self.remaining() {
-                    Ok(remaining) => remaining,
-                    Err(message) => {
-                        return Ok((ListOutcome::Ended(StepOutcome::Failed(message)), outputs));
-                    }
-                };
-
-                let mut context = self.base.clone();
-                context.set_dynamic("steps", Dynamic::from_map(outputs.clone()));
-                if let Some((value, position)) = &item {
-                    context.set_dynamic("item", value.clone());
-                    context.set_dynamic("index", Dynamic::from(*position as i64));
-                }
-                let record = recorded.unwrap_or_else(|| StepRecord::new(index, &step.id, &path));
-                let (record, outcome) = match &step.condition {
-                    Some(condition) => {
-                        match self.check_condition(step, condition, &context, record) {
-                            Gate::Open(record) => {
-                                self.run_step(step, &path, context, &outputs, remaining, record)
-                                    .await?
-                            }
-                            Gate::Closed(record, outcome) => {
-                                self.engine.store().save_step(&self.run_id, &record)?;
-                                (record, ListOutcome::Ended(outcome))
-                            }
+                let (record, outcome) = match recorded {
+                    Some(record)
+                        if record.status.has_result()
+                            && !self.handler_unfinished(step, &record) =>
+                    {
+                        match self.replay_result(step, &record, &mut outputs, &mut last) {
+                            Some(ended) => return Ok((ListOutcome::Ended(ended), outputs)),
+                            None => continue,
                         }
                     }
-                    None => {
-                        self.run_step(step, &path, context, &outputs, remaining, record)
+                    Some(record) if record.status == StepStatus::Failed => {
+                        // A restart came while the failure handler ran.
+                        let message = record.error.clone().unwrap_or_default();
+                        self.handle_failure(step, &path, record, message, &outputs, &extras)
                             .await?
                     }
+                    recorded => match self
+                        .start_step(step, &path, index, recorded, &outputs, &extras)
+                        .await?
+                    {
+                        Started::Ran(record, outcome) => (*record, outcome),
+                        Started::Stopped(stop) => return Ok((stop, outputs)),
+                    },
                 };
+
                 let status = record.status;
                 let error = record.error.clone();
                 outputs.insert(step.id.as_str().into(), step_entry(&record));
                 self.remember(record);
-
                 match outcome {
                     ListOutcome::Ended(StepOutcome::Succeeded(output)) => {
-                        if status == StepStatus::Succeeded {
+                        if status != StepStatus::Skipped {
                             last = output;
                         }
                     }
@@ -167,6 +165,137 @@ impl<'a> Walk<'a> {
             }
             Ok((ListOutcome::Ended(StepOutcome::Succeeded(last)), outputs))
         })
+    }
+
+    /// Starts a step without a result: checks cancellation, shutdown, the
+    /// workflow deadline and the step's condition, then runs it and its
+    /// failure handler.
+    async fn start_step(
+        &self,
+        step: &Step,
+        path: &str,
+        index: usize,
+        recorded: Option<StepRecord>,
+        outputs: &rhai::Map,
+        extras: &Extras,
+    ) -> Result<Started, EngineError> {
+        if self.engine.is_cancelled(&self.run_id) {
+            return Ok(Started::Stopped(ListOutcome::Cancelled));
+        }
+        if self.engine.is_stopping() {
+            return Ok(Started::Stopped(ListOutcome::Interrupted));
+        }
+        let remaining = match self.remaining() {
+            Ok(remaining) => remaining,
+            Err(message) => {
+                return Ok(Started::Stopped(ListOutcome::Ended(StepOutcome::Failed(
+                    message,
+                ))));
+            }
+        };
+        let context = self.context(outputs, extras);
+        let record = recorded.unwrap_or_else(|| StepRecord::new(index, &step.id, path));
+        let record = match &step.condition {
+            None => record,
+            Some(condition) => match self.check_condition(step, condition, &context, record) {
+                Gate::Open(record) => record,
+                Gate::Closed(record, outcome) => {
+                    self.engine.store().save_step(&self.run_id, &record)?;
+                    return Ok(Started::Ran(Box::new(record), ListOutcome::Ended(outcome)));
+                }
+            },
+        };
+        let (record, outcome) = self
+            .run_step(step, path, context, outputs, extras, remaining, record)
+            .await?;
+        if let ListOutcome::Ended(StepOutcome::Failed(message)) = &outcome
+            && !step.on_failure.is_empty()
+        {
+            let message = message.clone();
+            let handled = self
+                .handle_failure(step, path, record, message, outputs, extras)
+                .await?;
+            return Ok(Started::Ran(Box::new(handled.0), handled.1));
+        }
+        Ok(Started::Ran(Box::new(record), outcome))
+    }
+
+    /// The scope of a step: the run's values, `steps` so far, and extras.
+    pub(crate) fn context(&self, outputs: &rhai::Map, extras: &Extras) -> Context {
+        let mut context = self.base.clone();
+        context.set_dynamic("steps", Dynamic::from_map(outputs.clone()));
+        if let Some((value, position)) = &extras.item {
+            context.set_dynamic("item", value.clone());
+            context.set_dynamic("index", Dynamic::from(*position as i64));
+        }
+        if let Some(error) = &extras.error {
+            context.set_dynamic("error", error.clone());
+        }
+        context
+    }
+
+    /// Whether a failed step's `on_failure` list still has to run, which is
+    /// the case after a restart during the handler.
+    fn handler_unfinished(&self, step: &Step, record: &StepRecord) -> bool {
+        if record.status != StepStatus::Failed || record.recovered || step.on_failure.is_empty() {
+            return false;
+        }
+        let last = format!("{}.on_failure[{}]", record.path, step.on_failure.len() - 1);
+        !self
+            .recorded(&last)
+            .is_some_and(|handler| handler.status.has_result())
+    }
+
+    /// Runs a failed step's `on_failure` steps with `error` in scope. When
+    /// they succeed and the last one has `recover: true`, the step counts as
+    /// recovered with that step's output; otherwise the failure stands.
+    async fn handle_failure(
+        &self,
+        step: &Step,
+        path: &str,
+        mut record: StepRecord,
+        message: String,
+        outputs: &rhai::Map,
+        extras: &Extras,
+    ) -> Result<(StepRecord, ListOutcome), EngineError> {
+        let error = serde_json::json!({
+            "message": record.error.clone().unwrap_or_else(|| message.clone()),
+            "step": step.id,
+        });
+        let extras = Extras {
+            error: Some(json_to_dynamic(&error)),
+            ..extras.clone()
+        };
+        let handler_path = format!("{path}.on_failure");
+        let list = self.run_list(
+            &step.on_failure,
+            handler_path.clone(),
+            outputs.clone(),
+            extras,
+        );
+        let (handled, _) = list.await?;
+        let last = step.on_failure.len() - 1;
+        let recovering = step.on_failure[last].recover
+            && self
+                .recorded(&format!("{handler_path}[{last}]"))
+                .is_some_and(|r| r.status == StepStatus::Succeeded);
+        match handled {
+            ListOutcome::Ended(StepOutcome::Succeeded(output)) if recovering => {
+                record.recovered = true;
+                record.output = Some(self.engine.registry().redactor.value(&output));
+                self.engine.store().save_step(&self.run_id, &record)?;
+                tracing::info!(run_id = %self.run_id, workflow = %self.workflow.name, step = %path, "failed step recovered by its handler");
+                Ok((record, ListOutcome::Ended(StepOutcome::Succeeded(output))))
+            }
+            ListOutcome::Ended(StepOutcome::Succeeded(_)) => {
+                Ok((record, ListOutcome::Ended(StepOutcome::Failed(message))))
+            }
+            ListOutcome::Ended(StepOutcome::Failed(handler_error)) => {
+                tracing::error!(run_id = %self.run_id, workflow = %self.workflow.name, step = %path, error = %handler_error, "failure handler failed");
+                Ok((record, ListOutcome::Ended(StepOutcome::Failed(message))))
+            }
+            other => Ok((record, other)),
+        }
     }
 
     /// For a step whose result is in the journal, takes its output into
@@ -188,6 +317,10 @@ impl<'a> Walk<'a> {
             StepStatus::Skipped => Some(StepOutcome::Skipped(
                 record.error.clone().unwrap_or_default(),
             )),
+            StepStatus::Failed if record.recovered => {
+                *last = record.output.clone().unwrap_or(Value::Null);
+                None
+            }
             StepStatus::Failed if step.continue_on_error => None,
             StepStatus::Failed => Some(StepOutcome::Failed(
                 record.error.clone().unwrap_or_default(),
@@ -226,17 +359,30 @@ impl<'a> Walk<'a> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_step(
         &self,
         step: &Step,
         path: &str,
         context: Context,
         outputs: &rhai::Map,
+        extras: &Extras,
         remaining: Option<std::time::Duration>,
         record: StepRecord,
     ) -> Result<(StepRecord, ListOutcome), EngineError> {
-        if let StepKind::Foreach { .. } = &step.kind {
-            return self.run_foreach(step, path, context, outputs, record).await;
+        let flow = flow::Flow {
+            walk: self,
+            step,
+            path,
+            outputs,
+            extras,
+        };
+        match &step.kind {
+            StepKind::Foreach { .. } => return flow.foreach(context, record).await,
+            StepKind::Switch { .. } => return flow.switch(context, record).await,
+            StepKind::Parallel { .. } => return flow.parallel(record).await,
+            StepKind::Call { .. } => return flow.call(context, record).await,
+            _ => {}
         }
         let scope = StepScope {
             workflow: self.workflow,
@@ -250,144 +396,7 @@ impl<'a> Walk<'a> {
         Ok((record, ListOutcome::Ended(outcome)))
     }
 
-    /// Runs a `foreach` step: the item list is evaluated once and journaled,
-    /// so after a restart the same items run and finished ones are passed
-    /// over.
-    async fn run_foreach(
-        &self,
-        step: &Step,
-        path: &str,
-        context: Context,
-        outer: &rhai::Map,
-        mut record: StepRecord,
-    ) -> Result<(StepRecord, ListOutcome), EngineError> {
-        let StepKind::Foreach {
-            items,
-            steps,
-            concurrency,
-            max_items,
-        } = &step.kind
-        else {
-            unreachable!("only foreach steps reach run_foreach");
-        };
-        let list = match record.input.clone() {
-            Some(Value::Array(list)) => list,
-            _ => match self.foreach_items(items, &context, *max_items) {
-                Ok(list) => list,
-                Err(message) => {
-                    record.status = StepStatus::Failed;
-                    record.error = Some(message.clone());
-                    record.finished_at = Some(Utc::now());
-                    self.engine.store().save_step(&self.run_id, &record)?;
-                    let message = format!("step `{}` failed: {message}", step.id);
-                    return Ok((record, ListOutcome::Ended(StepOutcome::Failed(message))));
-                }
-            },
-        };
-        if record.attempts.is_empty() {
-            record.attempts.push(Attempt {
-                number: 1,
-                started_at: Utc::now(),
-                finished_at: None,
-                error: None,
-            });
-        }
-        record.input = Some(Value::Array(list.clone()));
-        record.status = StepStatus::Running;
-        self.engine.store().save_step(&self.run_id, &record)?;
-
-        let mut iterations: Vec<BoxedList<'_>> = Vec::with_capacity(list.len());
-        for (position, value) in list.iter().enumerate() {
-            let list_path = format!("{path}.foreach[{position}].steps");
-            let item = Some((json_to_dynamic(value), position));
-            iterations.push(self.run_list(steps, list_path, outer.clone(), item));
-        }
-        let results: Vec<Result<Listed, EngineError>> = futures::stream::iter(iterations)
-            .buffered(*concurrency)
-            .collect()
-            .await;
-        let outcome = self.gather(step, &mut record, results)?;
-        self.engine.store().save_step(&self.run_id, &record)?;
-        Ok((record, outcome))
-    }
-
-    fn foreach_items(
-        &self,
-        items: &Template,
-        context: &Context,
-        max_items: usize,
-    ) -> Result<Vec<Value>, String> {
-        let value = self
-            .engine
-            .scripts
-            .render(items, context)
-            .map_err(|error| format!("evaluating `foreach` failed: {error}"))?;
-        let Value::Array(list) = value else {
-            let kind = json_type(&value);
-            return Err(format!(
-                "`foreach` needs a list, but the expression gave {kind}"
-            ));
-        };
-        if list.len() > max_items {
-            return Err(format!(
-                "`foreach` got {} items, more than its `max_items` of {max_items}; raise `max_items` or split the list",
-                list.len()
-            ));
-        }
-        Ok(list)
-    }
-
-    /// Folds the iterations' outcomes into the `foreach` step's result: the
-    /// list of outputs in input order; otherwise the first failure, then a
-    /// skip, cancel or shutdown, then the earliest wait.
-    fn gather(
-        &self,
-        step: &Step,
-        record: &mut StepRecord,
-        results: Vec<Result<Listed, EngineError>>,
-    ) -> Result<ListOutcome, EngineError> {
-        let mut outputs = Vec::with_capacity(results.len());
-        let mut failure: Option<String> = None;
-        let mut stop: Option<ListOutcome> = None;
-        let mut park: Option<DateTime<Utc>> = None;
-        for (position, result) in results.into_iter().enumerate() {
-            match result?.0 {
-                ListOutcome::Ended(StepOutcome::Succeeded(output)) => outputs.push(output),
-                ListOutcome::Ended(StepOutcome::Failed(message)) => {
-                    failure.get_or_insert(format!("item {position}: {message}"));
-                }
-                ListOutcome::Ended(StepOutcome::Park(at)) => {
-                    park = Some(park.map_or(at, |earlier| earlier.min(at)));
-                }
-                other => {
-                    stop.get_or_insert(other);
-                }
-            }
-        }
-        if let Some(message) = failure {
-            record.status = StepStatus::Failed;
-            record.error = Some(message.clone());
-            record.finished_at = Some(Utc::now());
-            let message = format!("step `{}` failed: {message}", step.id);
-            return Ok(ListOutcome::Ended(StepOutcome::Failed(message)));
-        }
-        if let Some(stop) = stop {
-            return Ok(stop);
-        }
-        if let Some(at) = park {
-            return Ok(ListOutcome::Ended(StepOutcome::Park(at)));
-        }
-        let output = Value::Array(outputs);
-        record.status = StepStatus::Succeeded;
-        record.output = Some(self.engine.registry().redactor.value(&output));
-        record.finished_at = Some(Utc::now());
-        if let Some(attempt) = record.attempts.last_mut() {
-            attempt.finished_at = record.finished_at;
-        }
-        Ok(ListOutcome::Ended(StepOutcome::Succeeded(output)))
-    }
-
-    fn recorded(&self, path: &str) -> Option<StepRecord> {
+    pub(crate) fn recorded(&self, path: &str) -> Option<StepRecord> {
         self.journal.lock().ok()?.get(path).cloned()
     }
 
@@ -452,16 +461,5 @@ pub(crate) fn truthy(value: &Value) -> bool {
         Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
         Value::Array(items) => !items.is_empty(),
         Value::Object(_) => true,
-    }
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a map",
     }
 }

@@ -132,6 +132,19 @@ fn expect_spanned_key<'de, A: de::MapAccess<'de>>(
 /// fields at the map that lacks them. Diagnostics are appended sorted by
 /// position. Returns `None` if anything was recorded.
 pub fn from_node<T: DeserializeOwned>(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<T> {
+    let before = diags.len();
+    let value = from_node_partial(node, diags);
+    value.filter(|_| diags.len() == before)
+}
+
+/// Like [`from_node`], but returns the value whenever one could be built,
+/// even with problems recorded (an unknown field is left out, a failing
+/// list element or map entry is dropped), so a caller can go on checking
+/// the rest of the file. Such a value must not be used for anything else.
+pub fn from_node_partial<T: DeserializeOwned>(
+    node: &Node,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<T> {
     let mut skipped = HashSet::new();
     let mut reported = Vec::new();
     let mut runs = 0;
@@ -163,9 +176,8 @@ pub fn from_node<T: DeserializeOwned>(node: &Node, diags: &mut Vec<Diagnostic>) 
         ));
     }
     reported.sort_by_key(|diagnostic| diagnostic.mark);
-    let value = result.ok().filter(|_| reported.is_empty());
     diags.extend(reported);
-    value
+    result.ok()
 }
 
 /// Error passed between the deserializer and serde's visitors.

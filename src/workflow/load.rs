@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::checker::{Checker, Env};
-use super::de::from_node;
+use super::de::from_node_partial;
 use super::diag::{Diagnostic, Mark};
 use super::model::{Trigger, Workflow};
 use super::raw::RawWorkflow;
@@ -26,6 +26,9 @@ pub struct Registry {
     /// Webhook path to workflow name.
     pub hooks: HashMap<String, String>,
     pub problems: Vec<Diagnostic>,
+    /// Names of every workflow file being loaded, valid or not, so a `call`
+    /// may name a workflow that is validated after its caller.
+    pub declared_workflows: BTreeSet<String>,
     /// Names of connectors whose files have problems.
     pub broken_connectors: BTreeSet<String>,
     /// Masks every secret value that any loaded file reads.
@@ -144,6 +147,13 @@ pub fn load_files(files: &[PathBuf], scripts: &ScriptEngine, env: &Env) -> Regis
         }
     }
     for parsed in &workflow_files {
+        if let Some(yaml::NodeKind::Scalar(yaml::Scalar::Str(name))) =
+            parsed.node.get("name").map(|n| &n.kind)
+        {
+            registry.declared_workflows.insert(name.clone());
+        }
+    }
+    for parsed in &workflow_files {
         if let Some(workflow) = load_workflow(parsed, &mut registry, scripts, env) {
             secrets.extend(workflow.secrets.values().cloned());
             if let Trigger::Webhook(hook) = &workflow.trigger {
@@ -185,7 +195,8 @@ fn load_connector(
 ) -> Option<Connector> {
     let display = parsed.file.display().to_string();
     let mut checker = Checker::new(scripts, env);
-    let raw: Option<RawConnector> = from_node(&parsed.node, &mut checker.diags);
+    let raw: Option<RawConnector> = from_node_partial(&parsed.node, &mut checker.diags);
+    let rejected = parsed.rejected || !checker.diags.is_empty();
     let connector = raw.and_then(|raw| {
         if registry.connectors.contains_key(&raw.name.value) {
             let message = format!(
@@ -203,7 +214,7 @@ fn load_connector(
     registry
         .problems
         .extend(checker.diags.into_iter().map(|d| d.in_file(&display)));
-    connector.filter(|_| !parsed.rejected)
+    connector.filter(|_| !rejected)
 }
 
 fn load_workflow(
@@ -214,7 +225,8 @@ fn load_workflow(
 ) -> Option<Workflow> {
     let display = parsed.file.display().to_string();
     let mut checker = Checker::new(scripts, env);
-    let raw: Option<RawWorkflow> = from_node(&parsed.node, &mut checker.diags);
+    let raw: Option<RawWorkflow> = from_node_partial(&parsed.node, &mut checker.diags);
+    let rejected = parsed.rejected || !checker.diags.is_empty();
     let workflow = raw.and_then(|raw| {
         check_unique(&raw, registry, &mut checker);
         validate::validate(&raw, &parsed.file, registry, &mut checker)
@@ -222,7 +234,7 @@ fn load_workflow(
     registry
         .problems
         .extend(checker.diags.into_iter().map(|d| d.in_file(&display)));
-    workflow.filter(|_| !parsed.rejected)
+    workflow.filter(|_| !rejected)
 }
 
 fn check_unique(raw: &RawWorkflow, registry: &Registry, checker: &mut Checker<'_>) {

@@ -9,6 +9,7 @@ pub mod model;
 pub mod raw;
 mod schedule;
 pub mod validate;
+mod validate_flow;
 mod validate_steps;
 pub mod yaml;
 

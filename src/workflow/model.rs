@@ -111,6 +111,10 @@ pub struct Step {
     /// Runs the step only when true; otherwise it is recorded as skipped.
     pub condition: Option<Template>,
     pub continue_on_error: bool,
+    /// Steps that run when this one fails.
+    pub on_failure: Vec<Step>,
+    /// In an `on_failure` list: success here recovers the failed step.
+    pub recover: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +136,22 @@ pub enum StepKind {
         steps: Vec<Step>,
         concurrency: usize,
         max_items: usize,
+    },
+    /// Runs the steps of the case named by the value, or `default`.
+    Switch {
+        value: Template,
+        cases: Vec<(String, Vec<Step>)>,
+        default: Option<Vec<Step>>,
+    },
+    /// Runs named branches at once; the output maps branch names to their
+    /// last outputs.
+    Parallel {
+        branches: Vec<(String, Vec<Step>)>,
+    },
+    /// Runs another workflow as a child run and waits for it.
+    Call {
+        workflow: String,
+        with: ValueTemplate,
     },
 }
 

@@ -132,6 +132,27 @@ pub struct RawStep {
     /// Steps of each `foreach` iteration.
     #[serde(default)]
     pub steps: Vec<Spanned<RawStep>>,
+    /// Chooses among `cases` by this expression's value.
+    #[serde(default)]
+    pub switch: Option<Spanned<String>>,
+    #[serde(default)]
+    pub cases: IndexMap<String, Vec<Spanned<RawStep>>>,
+    /// Steps of a `switch` when no case matches.
+    #[serde(default)]
+    pub default: Option<Vec<Spanned<RawStep>>>,
+    /// Named branches that run at once.
+    #[serde(default)]
+    pub parallel: IndexMap<String, Vec<Spanned<RawStep>>>,
+    /// Runs another workflow with `with` as its input and waits for it.
+    #[serde(default)]
+    pub call: Option<Spanned<String>>,
+    /// Steps that run when this step fails; they see `error`.
+    #[serde(default)]
+    pub on_failure: Vec<Spanned<RawStep>>,
+    /// In an `on_failure` list: when this step succeeds, the failed step
+    /// counts as recovered, with this step's output as its own.
+    #[serde(default)]
+    pub recover: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -62,9 +62,9 @@ pub fn validate(
         .unwrap_or_default();
     let timeout = raw.timeout.as_ref().and_then(|t| checker.duration(t));
 
-    let steps = validate_steps(&raw.steps, &[], registry, checker);
+    let steps = validate_steps(&raw.steps, &[], false, registry, checker);
     let step_ids: Vec<String> = raw.steps.iter().map(|s| s.id.value.clone()).collect();
-    let on_failure = validate_steps(&raw.on_failure, &step_ids, registry, checker);
+    let on_failure = validate_steps(&raw.on_failure, &step_ids, false, registry, checker);
     if raw.steps.is_empty() {
         checker.error(raw.name.mark, "steps", "a workflow needs at least one step");
     }

@@ -7,9 +7,10 @@ use super::checker::Checker;
 use super::de::Spanned;
 use super::diag::suggest;
 use super::load::Registry;
-use super::model::{DEFAULT_MAX_ITEMS, Step, StepKind};
+use super::model::{Step, StepKind};
 use super::raw::RawStep;
 use super::validate::validate_retry;
+use super::validate_flow as flow;
 use crate::expr::ValueTemplate;
 
 /// Validates a list of steps. `visible` names steps of an enclosing list
@@ -17,6 +18,7 @@ use crate::expr::ValueTemplate;
 pub(super) fn validate_steps(
     raw: &[Spanned<RawStep>],
     visible: &[String],
+    handler: bool,
     registry: &Registry,
     checker: &mut Checker<'_>,
 ) -> Vec<Step> {
@@ -40,7 +42,7 @@ pub(super) fn validate_steps(
                 format!("duplicate step id `{}`", id.value),
             );
         }
-        if let Some(valid) = validate_step(step, &seen, registry, checker) {
+        if let Some(valid) = validate_step(step, &seen, handler, registry, checker) {
             steps.push(valid);
         }
         seen.push(id.value.clone());
@@ -51,6 +53,7 @@ pub(super) fn validate_steps(
 fn validate_step(
     step: &Spanned<RawStep>,
     earlier: &[String],
+    handler: bool,
     registry: &Registry,
     checker: &mut Checker<'_>,
 ) -> Option<Step> {
@@ -60,11 +63,14 @@ fn validate_step(
         step.delay.as_ref().map(|_| "delay"),
         step.wait_until.as_ref().map(|_| "wait_until"),
         step.foreach.as_ref().map(|_| "foreach"),
+        step.switch.as_ref().map(|_| "switch"),
+        (!step.parallel.is_empty()).then_some("parallel"),
+        step.call.as_ref().map(|_| "call"),
     ];
     let given: Vec<&str> = kinds.into_iter().flatten().collect();
     if given.len() != 1 {
         let message = if given.is_empty() {
-            "a step needs one of `uses: connector.operation`, `script`, `delay`, `wait_until` or `foreach`"
+            "a step needs one of `uses: connector.operation`, `script`, `delay`, `wait_until`, `foreach`, `switch`, `parallel` or `call`"
                 .to_string()
         } else {
             format!(
@@ -88,23 +94,17 @@ fn validate_step(
         check_step_references(template.source(), until.mark, &until.path, earlier, checker);
         Some(StepKind::WaitUntil(template))
     } else if let Some(items) = &step.foreach {
-        validate_foreach(step, items, earlier, registry, checker)
+        flow::validate_foreach(step, items, earlier, registry, checker)
+    } else if let Some(value) = &step.switch {
+        flow::validate_switch(step, value, earlier, registry, checker)
+    } else if !step.parallel.is_empty() {
+        flow::validate_parallel(step, earlier, registry, checker)
+    } else if let Some(workflow) = &step.call {
+        flow::validate_call(step, workflow, earlier, registry, checker)
     } else {
         None
     };
-    if step.foreach.is_none() {
-        let misplaced = [
-            ("steps", !step.steps.is_empty()),
-            ("concurrency", step.concurrency.is_some()),
-            ("max_items", step.max_items.is_some()),
-        ];
-        for (field, given) in misplaced {
-            if given {
-                let message = format!("`{field}` applies only to `foreach` steps");
-                checker.error(step.mark, &step.path, message);
-            }
-        }
-    }
+    flow::check_misplaced(step, checker);
     let condition = step.condition.as_ref().and_then(|condition| {
         let template = checker.template(condition)?;
         check_step_references(
@@ -116,9 +116,13 @@ fn validate_step(
         );
         Some(template)
     });
-    if step.uses.is_none() && !step.with.is_empty() {
-        checker.error(step.mark, &step.path, "`with` applies only to `uses` steps");
+    if step.recover && !handler {
+        let message = "`recover` applies only to steps in a step's `on_failure` list";
+        checker.error(step.mark, &step.path, message);
     }
+    let mut visible = earlier.to_vec();
+    visible.push(step.id.value.clone());
+    let on_failure = validate_steps(&step.on_failure, &visible, true, registry, checker);
     let retry = step.retry.as_ref().and_then(|r| validate_retry(r, checker));
     let timeout = step.timeout.as_ref().and_then(|t| checker.duration(t));
     Some(Step {
@@ -129,53 +133,16 @@ fn validate_step(
         timeout,
         condition,
         continue_on_error: step.continue_on_error,
+        on_failure,
+        recover: step.recover,
     })
 }
 
-/// A `foreach` step: the list expression, its nested steps (which see the
-/// enclosing earlier steps too), and its limits.
-fn validate_foreach(
+pub(super) fn validate_with(
     step: &Spanned<RawStep>,
-    items: &Spanned<String>,
     earlier: &[String],
-    registry: &Registry,
     checker: &mut Checker<'_>,
-) -> Option<StepKind> {
-    let template = checker.template(items);
-    if let Some(template) = &template {
-        check_step_references(template.source(), items.mark, &items.path, earlier, checker);
-    }
-    if step.steps.is_empty() {
-        let message = "a `foreach` step needs `steps:` to run for each item";
-        checker.error(step.mark, &step.path, message);
-    }
-    let steps = validate_steps(&step.steps, earlier, registry, checker);
-    let positive =
-        |value: &Option<Spanned<u32>>, default: usize, checker: &mut Checker<'_>| match value {
-            Some(limit) if limit.value == 0 => {
-                checker.error(limit.mark, &limit.path, "must be at least 1");
-                default
-            }
-            Some(limit) => limit.value as usize,
-            None => default,
-        };
-    let concurrency = positive(&step.concurrency, 1, checker);
-    let max_items = positive(&step.max_items, DEFAULT_MAX_ITEMS, checker);
-    Some(StepKind::Foreach {
-        items: template?,
-        steps,
-        concurrency,
-        max_items,
-    })
-}
-
-fn validate_uses(
-    step: &Spanned<RawStep>,
-    uses: &Spanned<String>,
-    earlier: &[String],
-    registry: &Registry,
-    checker: &mut Checker<'_>,
-) -> Option<StepKind> {
+) -> ValueTemplate {
     let mut with = Vec::new();
     for (name, value) in &step.with {
         if let Some(template) = checker.value(value) {
@@ -185,6 +152,17 @@ fn validate_uses(
             with.push((name.clone(), template));
         }
     }
+    ValueTemplate::Object(with)
+}
+
+fn validate_uses(
+    step: &Spanned<RawStep>,
+    uses: &Spanned<String>,
+    earlier: &[String],
+    registry: &Registry,
+    checker: &mut Checker<'_>,
+) -> Option<StepKind> {
+    let with = validate_with(step, earlier, checker);
     let Some((connector_name, operation)) = uses.value.split_once('.') else {
         let message = format!(
             "invalid `uses: {}`; write `connector.operation`",
@@ -218,11 +196,11 @@ fn validate_uses(
     Some(StepKind::Uses {
         connector: connector_name.to_string(),
         operation: operation.to_string(),
-        with: ValueTemplate::Object(with),
+        with,
     })
 }
 
-fn hint(word: &str, known: &[&str], kind: &str) -> String {
+pub(super) fn hint(word: &str, known: &[&str], kind: &str) -> String {
     match suggest(word, known) {
         Some(close) => format!("; did you mean `{close}`?"),
         None if known.is_empty() => format!("; no {kind} are loaded"),
@@ -250,7 +228,7 @@ fn template_sources(template: &ValueTemplate) -> Vec<&str> {
 }
 
 /// Reports each `steps.NAME` in `source` whose NAME is not an earlier step.
-fn check_step_references(
+pub(super) fn check_step_references(
     source: &str,
     mark: super::diag::Mark,
     path: &str,
