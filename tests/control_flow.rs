@@ -431,3 +431,42 @@ steps:
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn fail_ends_run_with_reason() {
+    let supplier = Supplier::accepting().await;
+    let text = "name: strict\ntrigger: manual\nsteps:\n  - id: check\n    script: 'if trigger.body.qty < 1 { fail(`quantity ${trigger.body.qty} is not positive`) } 1'\n  - id: place\n    uses: supplier.create_order\n";
+    let (_server, run) = run_workflow(&supplier, "strict", text, json!({ "qty": 0 })).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.error.as_deref(), Some("quantity 0 is not positive"));
+    assert!(supplier.received().is_empty());
+}
+
+#[tokio::test]
+async fn workflow_handler_sees_run_error() {
+    let rejected = Answer::json(StatusCode::BAD_REQUEST, json!({ "error": "bad address" }));
+    let supplier = Supplier::sequence(vec![rejected, Answer::order_created("ALERT-1")]).await;
+    let text = r#"name: alerting
+trigger: manual
+steps:
+  - id: place
+    uses: supplier.create_order
+on_failure:
+  - id: alert
+    uses: supplier.create_order
+    with: { alert: "${{ run.error }}" }
+"#;
+    let (_server, run) = run_workflow(&supplier, "alerting", text, json!({})).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let received = supplier.received();
+    assert_eq!(received.len(), 2);
+    let alert = received[1].json()["alert"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        alert.contains("step `place` (steps[0]) failed") && alert.contains("bad address"),
+        "{alert}"
+    );
+    assert_eq!(step(&run, "on_failure[0]").status, StepStatus::Succeeded);
+}

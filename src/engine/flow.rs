@@ -309,7 +309,7 @@ impl Flow<'_, '_> {
             .engine
             .store()
             .save_step(&self.walk.run_id, &record)?;
-        let message = format!("step `{}` failed: {message}", self.step.id);
+        let message = super::step::failure(&self.step.id, self.path, &message);
         Ok((record, ListOutcome::Ended(StepOutcome::Failed(message))))
     }
 

@@ -85,10 +85,8 @@ async fn wait(
                 Err(message) => {
                     record.status = StepStatus::Failed;
                     record.error = Some(message.clone());
-                    let id = &scope.step.id;
-                    return Ok(StepOutcome::Failed(format!(
-                        "step `{id}` failed: {message}"
-                    )));
+                    let message = failure(&scope.step.id, scope.path, &message);
+                    return Ok(StepOutcome::Failed(message));
                 }
             };
             record.wake_at = Some(wake_at);
@@ -213,10 +211,7 @@ async fn attempts(
             tracing::warn!(run_id, workflow = %workflow.name, step = %step.id, attempt = number, error = %message, "step failed");
             record.status = StepStatus::Failed;
             record.error = Some(message.clone());
-            return Ok(StepOutcome::Failed(format!(
-                "step `{}` failed: {message}",
-                step.id
-            )));
+            return Ok(StepOutcome::Failed(failure(&step.id, scope.path, &message)));
         };
 
         tracing::warn!(run_id, workflow = %workflow.name, step = %step.id, attempt = number, error = %message, wait_ms = wait.as_millis() as u64, "step failed, retrying");
@@ -232,6 +227,12 @@ async fn attempts(
             return Ok(StepOutcome::Park(wake_at));
         }
     }
+}
+
+/// The run's error for a step that failed for good: its id, where it ran
+/// and why, such as "step `place` (steps[0].foreach[17].steps[0]) failed: …".
+pub(crate) fn failure(id: &str, path: &str, message: &str) -> String {
+    format!("step `{id}` ({path}) failed: {message}")
 }
 
 /// Wait before the next attempt, or `None` when the failure is final.

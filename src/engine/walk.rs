@@ -94,7 +94,7 @@ impl<'a> Walk<'a> {
 
     /// Makes the run's error visible as `run.error`, for failure handlers.
     pub(crate) fn set_run_error(&mut self, run: &Run) {
-        self.base.set("run", &run_value(run));
+        self.base.set_shared("run", &run_value(run));
     }
 
     /// The journal, ordered by path.
@@ -353,7 +353,7 @@ impl<'a> Walk<'a> {
                 let message = format!("evaluating `if` failed: {error}");
                 record.status = StepStatus::Failed;
                 record.error = Some(message.clone());
-                let message = format!("step `{}` failed: {message}", step.id);
+                let message = step::failure(&step.id, &record.path, &message);
                 Gate::Closed(record, StepOutcome::Failed(message))
             }
         }
@@ -426,10 +426,10 @@ impl<'a> Walk<'a> {
 /// What every step of the run sees besides `steps`.
 fn base_context(workflow: &Workflow, run: &Run) -> Context {
     let mut context = Context::new();
-    context.set("trigger", &run.trigger.to_scope_value());
-    context.set("vars", &workflow.vars);
-    context.set("secrets", &secrets_value(&workflow.secrets));
-    context.set("run", &run_value(run));
+    context.set_shared("trigger", &run.trigger.to_scope_value());
+    context.set_shared("vars", &workflow.vars);
+    context.set_shared("secrets", &secrets_value(&workflow.secrets));
+    context.set_shared("run", &run_value(run));
     context
 }
 
@@ -450,7 +450,12 @@ fn step_entry(record: &StepRecord) -> Dynamic {
     if let Some(condition) = &record.condition {
         entry["condition"] = condition.clone();
     }
-    json_to_dynamic(&entry)
+    if record.recovered {
+        entry["recovered"] = Value::Bool(true);
+    }
+    // Shared, so copying the `steps` map for every step and iteration
+    // copies no outputs.
+    json_to_dynamic(&entry).into_read_only().into_shared()
 }
 
 pub(crate) fn truthy(value: &Value) -> bool {

@@ -141,6 +141,19 @@ impl Context {
     pub fn set_dynamic(&mut self, name: &str, value: Dynamic) {
         self.scope.set_or_push(name, value);
     }
+
+    /// Adds `name` as a read-only value shared by every copy of this
+    /// context, so copying the context (once per step, and once per
+    /// evaluation) no longer copies the value. Scripts cannot change it; a
+    /// script that needs a changed version copies it first
+    /// (`let body = trigger.body; body.x = 1;`).
+    pub fn set_shared(&mut self, name: &str, value: &serde_json::Value) {
+        let shared = value::json_to_dynamic(value).into_read_only().into_shared();
+        if self.scope.contains(name) {
+            self.scope.remove::<Dynamic>(name);
+        }
+        self.scope.push_constant_dynamic(name.to_string(), shared);
+    }
 }
 
 impl ScriptEngine {
