@@ -150,7 +150,7 @@ impl Context {
     pub fn set_shared(&mut self, name: &str, value: &serde_json::Value) {
         let shared = value::json_to_dynamic(value).into_read_only().into_shared();
         if self.scope.contains(name) {
-            self.scope.remove::<Dynamic>(name);
+            let _ = self.scope.remove::<Dynamic>(name);
         }
         self.scope.push_constant_dynamic(name.to_string(), shared);
     }
