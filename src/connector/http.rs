@@ -76,10 +76,10 @@ impl HttpRuntime {
 
     fn request_context(&self, connector: &Connector, call: &CallContext<'_>) -> Context {
         let mut context = Context::new();
-        context.set("input", call.input);
-        context.set("config", &Value::Object(connector.config.clone()));
-        context.set("secrets", &secrets_value(&connector.secrets));
-        context.set("run", &serde_json::json!({ "id": call.run_id }));
+        context.set_shared("input", call.input);
+        context.set_shared("config", &Value::Object(connector.config.clone()));
+        context.set_shared("secrets", &secrets_value(&connector.secrets));
+        context.set_shared("run", &serde_json::json!({ "id": call.run_id }));
         context
     }
 
@@ -178,7 +178,7 @@ impl HttpRuntime {
         mut context: Context,
         answer: Value,
     ) -> Result<Value, StepError> {
-        context.set("response", &answer);
+        context.set_shared("response", &answer);
         let evaluate = |template: &Template, what: &str| {
             self.scripts.render(template, &context).map_err(|e| {
                 StepError::permanent(format!(
