@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod model;
+pub mod native;
 pub mod raw;
 
 pub use http::{CallContext, HttpRuntime};

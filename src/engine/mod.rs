@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::connector::HttpRuntime;
+use crate::connector::native::{self, NativeConnector};
 use crate::expr::{Context, ScriptEngine};
 use crate::store::{Inserted, Store, StoreError};
 use crate::trigger::schedule::{self, Clock, ScheduleBoard, SystemClock};
@@ -63,6 +64,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     scripts: ScriptEngine,
     http: HttpRuntime,
+    natives: Vec<Arc<dyn NativeConnector>>,
     queue: mpsc::UnboundedSender<String>,
     pending: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
     timers: Mutex<Option<timer::TimerSender>>,
@@ -88,6 +90,7 @@ impl Engine {
             registry: RwLock::new(Arc::new(registry)),
             store,
             http: HttpRuntime::new(scripts.clone()),
+            natives: native::builtin(),
             scripts,
             queue,
             pending: Mutex::new(Some(pending)),
@@ -112,6 +115,11 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The native connector called `name`, if there is one.
+    pub(crate) fn native(&self, name: &str) -> Option<&Arc<dyn NativeConnector>> {
+        self.natives.iter().find(|native| native.name() == name)
     }
 
     /// Starts the dispatcher, the timers and the schedules, and queues the

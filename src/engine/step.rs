@@ -361,6 +361,17 @@ async fn call(
     operation: &str,
     input: &Value,
 ) -> AttemptResult {
+    if let Some(native) = engine.native(connector) {
+        let call = crate::connector::native::NativeCall {
+            store: engine.store().as_ref(),
+            run_id,
+            idempotency_key: key,
+        };
+        return match native.call(operation, input, &call).await {
+            Ok(output) => AttemptResult::Output(output),
+            Err(error) => AttemptResult::Error(error),
+        };
+    }
     let registry = engine.registry();
     let Some(connector) = registry.connectors.get(connector) else {
         let message = format!("connector `{connector}` is not loaded");

@@ -28,6 +28,28 @@ pub enum StoreError {
     Encode(#[source] serde_json::Error),
     #[error("the flush thread has stopped")]
     FlusherGone,
+    /// A key-value operation that cannot apply, such as incrementing text.
+    #[error("{0}")]
+    Kv(String),
+}
+
+/// A change to one key of the `kv` state.
+#[derive(Debug, Clone)]
+pub enum KvWrite {
+    Set {
+        value: serde_json::Value,
+    },
+    /// Sets `value` only if the current value equals `expected` (null for
+    /// a missing key).
+    CompareAndSet {
+        expected: serde_json::Value,
+        value: serde_json::Value,
+    },
+    /// Adds `by` to an integer value; a missing key counts as 0.
+    Increment {
+        by: i64,
+    },
+    Delete,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -84,6 +106,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes such a value; durable after the next [`Store::sync`].
     fn put_state(&self, key: &str, value: &[u8]) -> Result<()>;
+
+    /// Reads a `kv` value.
+    fn kv_get(&self, key: &str) -> Result<Option<serde_json::Value>>;
+
+    /// Applies a `kv` change once per `idempotency_key`: a repeated key
+    /// returns the first result and changes nothing. The result describes
+    /// the change (`value`, and `swapped` or `deleted` where they apply).
+    /// Durable after the next [`Store::sync`].
+    fn kv_write(
+        &self,
+        key: &str,
+        write: KvWrite,
+        idempotency_key: &str,
+    ) -> Result<serde_json::Value>;
 
     /// Run headers (without steps and trigger events) that are not terminal,
     /// oldest first, for resuming after a restart.

@@ -4,7 +4,9 @@
 //! the event that started it, written once; `steps` maps
 //! `<run id>/<step path, numbers zero-padded>` to a step record; `dedup` maps
 //! `<workflow>\0<deduplication key>` to the id of the run it started;
-//! `state` holds small named values of the engine. Run ids
+//! `state` holds small named values of the engine; `kv` holds the `kv`
+//! connector's values and `kv_applied` the result of each write by its
+//! idempotency key. Run ids
 //! are time-ordered, so the `runs` tree iterates oldest to newest.
 
 use std::path::Path;
@@ -14,8 +16,9 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::commit::GroupCommit;
-use super::{Inserted, Result, RunQuery, Store, StoreError};
+use super::{Inserted, KvWrite, Result, RunQuery, Store, StoreError};
 use crate::engine::run::{Run, StepRecord, path_sort_key};
+use serde_json::{Value, json};
 
 /// How writers wait for their writes to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,6 +38,8 @@ pub struct SledStore {
     steps: sled::Tree,
     dedup: sled::Tree,
     state: sled::Tree,
+    kv: sled::Tree,
+    kv_applied: sled::Tree,
     commit: GroupCommit,
 }
 
@@ -52,6 +57,8 @@ impl SledStore {
         let steps = db.open_tree("steps")?;
         let dedup = db.open_tree("dedup")?;
         let state = db.open_tree("state")?;
+        let kv = db.open_tree("kv")?;
+        let kv_applied = db.open_tree("kv_applied")?;
         let commit = GroupCommit::start(db.clone());
         Ok(SledStore {
             db,
@@ -61,6 +68,8 @@ impl SledStore {
             steps,
             dedup,
             state,
+            kv,
+            kv_applied,
             commit,
         })
     }
@@ -85,6 +94,43 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T>
 
 fn header_bytes(run: &Run) -> Result<Vec<u8>> {
     run.header_json().map_err(StoreError::Encode)
+}
+
+/// The value a `kv` write leaves (`None` removes the key) and what the
+/// write returns.
+fn apply_kv(
+    key: &str,
+    current: Option<Value>,
+    write: &KvWrite,
+) -> std::result::Result<(Option<Value>, Value), String> {
+    Ok(match write {
+        KvWrite::Set { value } => (Some(value.clone()), json!({ "value": value })),
+        KvWrite::CompareAndSet { expected, value } => {
+            let matches = current.as_ref().unwrap_or(&Value::Null) == expected;
+            if matches {
+                (
+                    Some(value.clone()),
+                    json!({ "swapped": true, "value": value }),
+                )
+            } else {
+                let value = current.clone().unwrap_or(Value::Null);
+                (current, json!({ "swapped": false, "value": value }))
+            }
+        }
+        KvWrite::Increment { by } => {
+            let now = match &current {
+                None => 0,
+                Some(value) => value.as_i64().ok_or_else(|| {
+                    format!("cannot increment `{key}`: its value {value} is not an integer")
+                })?,
+            };
+            let next = now
+                .checked_add(*by)
+                .ok_or_else(|| format!("incrementing `{key}` by {by} overflows"))?;
+            (Some(json!(next)), json!({ "value": next }))
+        }
+        KvWrite::Delete => (None, json!({ "deleted": current.is_some() })),
+    })
 }
 
 fn step_key(run_id: &str, path: &str) -> String {
@@ -207,6 +253,45 @@ impl Store for SledStore {
             }
         }
         Ok(found)
+    }
+
+    fn kv_get(&self, key: &str) -> Result<Option<Value>> {
+        match self.kv.get(key.as_bytes())? {
+            Some(bytes) => Ok(Some(decode(key.as_bytes(), &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn kv_write(&self, key: &str, write: KvWrite, idempotency_key: &str) -> Result<Value> {
+        let outcome = (&self.kv, &self.kv_applied).transaction(|(kv, applied)| {
+            if let Some(first) = applied.get(idempotency_key.as_bytes())? {
+                let first = serde_json::from_slice(&first).unwrap_or(Value::Null);
+                return Ok(first);
+            }
+            let current = match kv.get(key.as_bytes())? {
+                Some(bytes) => Some(serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null)),
+                None => None,
+            };
+            let (next, result) = apply_kv(key, current, &write)
+                .map_err(|message| ConflictableTransactionError::Abort(StoreError::Kv(message)))?;
+            match next {
+                Some(value) => {
+                    let bytes = serde_json::to_vec(&value).unwrap_or_default();
+                    kv.insert(key.as_bytes(), bytes)?;
+                }
+                None => {
+                    kv.remove(key.as_bytes())?;
+                }
+            }
+            let bytes = serde_json::to_vec(&result).unwrap_or_default();
+            applied.insert(idempotency_key.as_bytes(), bytes)?;
+            Ok(result)
+        });
+        match outcome {
+            Ok(result) => Ok(result),
+            Err(TransactionError::Abort(error)) => Err(error),
+            Err(TransactionError::Storage(error)) => Err(error.into()),
+        }
     }
 
     fn get_state(&self, key: &str) -> Result<Option<Vec<u8>>> {

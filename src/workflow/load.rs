@@ -198,6 +198,13 @@ fn load_connector(
     let raw: Option<RawConnector> = from_node_partial(&parsed.node, &mut checker.diags);
     let rejected = parsed.rejected || !checker.diags.is_empty();
     let connector = raw.and_then(|raw| {
+        if crate::connector::native::operations(&raw.name.value).is_some() {
+            let message = format!(
+                "connector name `{}` is taken by the built-in connector; choose another name",
+                raw.name.value
+            );
+            checker.error(raw.name.mark, &raw.name.path, message);
+        }
         if registry.connectors.contains_key(&raw.name.value) {
             let message = format!(
                 "connector `{}` is defined in another file too",

@@ -178,6 +178,20 @@ fn validate_uses(
         checker.error(uses.mark, &uses.path, message);
         return None;
     }
+    if let Some(operations) = crate::connector::native::operations(connector_name) {
+        if !operations.contains(&operation) {
+            let hint = hint(operation, operations, "operations");
+            let message =
+                format!("connector `{connector_name}` has no operation `{operation}`{hint}");
+            checker.error(uses.mark, &uses.path, message);
+            return None;
+        }
+        return Some(StepKind::Uses {
+            connector: connector_name.to_string(),
+            operation: operation.to_string(),
+            with,
+        });
+    }
     let connectors = &registry.connectors;
     let Some(connector) = connectors.get(connector_name) else {
         let known: Vec<&str> = connectors.keys().map(String::as_str).collect();

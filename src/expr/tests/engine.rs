@@ -222,19 +222,40 @@ fn eval_cost_of_compiled_script() {
 fn shared_values_read_but_never_change() {
     let engine = ScriptEngine::new(crate::expr::Limits::default());
     let mut ctx = Context::new();
-    ctx.set_shared("trigger", &serde_json::json!({ "body": { "items": [1, 2, 3], "x": 1 } }));
+    ctx.set_shared(
+        "trigger",
+        &serde_json::json!({ "body": { "items": [1, 2, 3], "x": 1 } }),
+    );
 
-    let read = engine.compile_script("trigger.body.items.len() + trigger.body.x").expect("compiles");
+    let read = engine
+        .compile_script("trigger.body.items.len() + trigger.body.x")
+        .expect("compiles");
     assert_eq!(engine.eval_script(&read, &ctx), Ok(serde_json::json!(4)));
 
-    let write = engine.compile_script("trigger.body.x = 5; trigger.body.x").expect("compiles");
-    assert!(engine.eval_script(&write, &ctx).is_err(), "a shared value must not change");
+    let write = engine
+        .compile_script("trigger.body.x = 5; trigger.body.x")
+        .expect("compiles");
+    assert!(
+        engine.eval_script(&write, &ctx).is_err(),
+        "a shared value must not change"
+    );
 
-    let copy = engine.compile_script("let body = trigger.body; body.x = 7; body.x").expect("compiles");
+    let copy = engine
+        .compile_script("let body = trigger.body; body.x = 7; body.x")
+        .expect("compiles");
     assert_eq!(engine.eval_script(&copy, &ctx), Ok(serde_json::json!(7)));
-    assert_eq!(engine.eval_script(&read, &ctx), Ok(serde_json::json!(4)), "the copy left the original alone");
+    assert_eq!(
+        engine.eval_script(&read, &ctx),
+        Ok(serde_json::json!(4)),
+        "the copy left the original alone"
+    );
 
-    let push = engine.compile_script("trigger.body.items.push(4); 0").expect("compiles");
-    assert!(engine.eval_script(&push, &ctx).is_err(), "methods that change a shared value fail");
+    let push = engine
+        .compile_script("trigger.body.items.push(4); 0")
+        .expect("compiles");
+    assert!(
+        engine.eval_script(&push, &ctx).is_err(),
+        "methods that change a shared value fail"
+    );
     assert_eq!(engine.eval_script(&read, &ctx), Ok(serde_json::json!(4)));
 }
