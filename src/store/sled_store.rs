@@ -268,10 +268,9 @@ impl Store for SledStore {
                 let first = serde_json::from_slice(&first).unwrap_or(Value::Null);
                 return Ok(first);
             }
-            let current = match kv.get(key.as_bytes())? {
-                Some(bytes) => Some(serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null)),
-                None => None,
-            };
+            let current = kv
+                .get(key.as_bytes())?
+                .map(|bytes| serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null));
             let (next, result) = apply_kv(key, current, &write)
                 .map_err(|message| ConflictableTransactionError::Abort(StoreError::Kv(message)))?;
             match next {
