@@ -8,6 +8,7 @@ pub mod redact;
 pub mod run;
 mod step;
 mod timer;
+mod waiters;
 mod walk;
 
 use std::collections::{HashMap, HashSet};
@@ -78,6 +79,7 @@ pub struct Engine {
     tasks: TaskTracker,
     /// Status of each schedule as its task last reported it.
     schedules: ScheduleBoard,
+    waiters: waiters::Waiters,
 }
 
 impl Engine {
@@ -99,6 +101,7 @@ impl Engine {
             stop_signal: watch::channel(false).0,
             tasks: TaskTracker::new(),
             schedules: ScheduleBoard::default(),
+            waiters: waiters::Waiters::default(),
         })
     }
 
@@ -308,6 +311,11 @@ impl Engine {
         }
         self.store.save_run(run)?;
         Ok(())
+    }
+
+    /// Tells callers of [`Engine::wait_for_end`] that the run ended.
+    pub(crate) fn notify_end(&self, run: &Run) {
+        self.waiters.notify(run);
     }
 
     pub(crate) fn is_cancelled(&self, run_id: &str) -> bool {

@@ -1,4 +1,5 @@
 //! Triggers: how events from outside become runs.
 
 pub mod schedule;
+pub mod timestamped;
 pub mod webhook;

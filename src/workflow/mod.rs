@@ -10,6 +10,7 @@ pub mod raw;
 mod schedule;
 pub mod validate;
 mod validate_steps;
+mod webhook;
 pub mod yaml;
 
 pub use checker::Env;
