@@ -116,7 +116,15 @@ impl Engine {
         &self.store
     }
 
-    /// Starts the dispatcher, the timers and the schedules, and queues the
+    pub(crate) fn http(&self) -> &HttpRuntime {
+        &self.http
+    }
+
+    pub(crate) fn scripts(&self) -> &ScriptEngine {
+        &self.scripts
+    }
+
+    /// Starts the dispatcher, the timers, the schedules and the polls, and queues the
     /// runs a previous process left unfinished. Call once, inside a tokio
     /// runtime.
     pub fn start(self: &Arc<Self>) -> Result<(), EngineError> {
@@ -159,6 +167,7 @@ impl Engine {
             }
         });
         schedule::start(self, clock);
+        crate::trigger::poll::start(self);
         Ok(())
     }
 

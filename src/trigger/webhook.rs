@@ -106,6 +106,7 @@ pub fn event_from_request(
         query: query_map,
         dedup_key,
         scheduled_at: None,
+        item: None,
         received_at: Utc::now(),
     })
 }

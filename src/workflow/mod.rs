@@ -6,6 +6,7 @@ pub mod de;
 pub mod diag;
 pub mod load;
 pub mod model;
+mod poll;
 pub mod raw;
 mod schedule;
 pub mod validate;

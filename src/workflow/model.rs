@@ -45,7 +45,34 @@ pub struct ConcurrencyKey {
 pub enum Trigger {
     Webhook(WebhookTrigger),
     Schedule(Box<ScheduleTrigger>),
+    Poll(Box<PollTrigger>),
     Manual,
+}
+
+/// Most pages one poll follows through `next`.
+pub const MAX_POLL_PAGES: usize = 100;
+
+/// Default time a poll keeps a seen key: 30 days.
+pub const DEFAULT_POLL_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Calls a connector operation every interval and starts one run per item
+/// key not seen before.
+#[derive(Debug, Clone)]
+pub struct PollTrigger {
+    pub connector: String,
+    pub operation: String,
+    pub with: ValueTemplate,
+    pub every: Duration,
+    /// Expression over `response` giving the list of items.
+    pub items: Template,
+    /// Expression over `item` giving its key.
+    pub key: Template,
+    /// Expression over `response` giving the next page's `with`, or null.
+    pub next: Option<Template>,
+    pub backfill: bool,
+    // TODO: expire seen keys after `retention`. The dedup tree stores no
+    // claim times, so today a seen key is kept forever.
+    pub retention: Duration,
 }
 
 /// Default maximum of runs that `catch_up: all` starts at once.

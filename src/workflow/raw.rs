@@ -39,7 +39,33 @@ pub struct RawWorkflow {
 pub enum RawTrigger {
     Webhook(Box<RawWebhook>),
     Schedule(Box<RawSchedule>),
+    Poll(Box<RawPoll>),
     Manual,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawPoll {
+    /// `connector.operation` to call each interval.
+    pub uses: Spanned<String>,
+    #[serde(default)]
+    pub with: IndexMap<String, Spanned<Value>>,
+    /// Time between polls, such as `5m`.
+    pub every: Spanned<String>,
+    /// Expression over `response` (the operation's output) giving the list
+    /// of items.
+    pub items: Spanned<String>,
+    /// Expression over `item` giving the key that identifies it.
+    pub key: Spanned<String>,
+    /// Expression over `response` giving the next page's `with`, or null on
+    /// the last page.
+    #[serde(default)]
+    pub next: Option<Spanned<String>>,
+    /// Starts runs for the items present at the first poll too.
+    #[serde(default)]
+    pub backfill: bool,
+    /// Time a seen key is kept, such as `30d`.
+    #[serde(default)]
+    pub retention: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

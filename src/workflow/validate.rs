@@ -10,6 +10,7 @@ use super::checker::Checker;
 use super::de::Spanned;
 use super::load::Registry;
 use super::model::{ConcurrencyKey, RetryPolicy, Trigger, Workflow};
+use super::poll::validate_poll;
 use super::raw::{RawRetry, RawTrigger, RawWorkflow};
 use super::schedule::validate_schedule;
 use super::validate_steps::validate_steps;
@@ -23,7 +24,7 @@ pub fn validate(
     checker: &mut Checker<'_>,
 ) -> Option<Workflow> {
     check_name(&raw.name, checker);
-    let trigger = validate_trigger(&raw.trigger, checker);
+    let trigger = validate_trigger(&raw.trigger, registry, checker);
     let concurrency = raw.concurrency.as_ref().and_then(|c| {
         if c.value == 0 {
             checker.error(c.mark, &c.path, "concurrency must be at least 1");
@@ -110,8 +111,15 @@ fn check_name(name: &Spanned<String>, checker: &mut Checker<'_>) {
     }
 }
 
-fn validate_trigger(trigger: &Spanned<RawTrigger>, checker: &mut Checker<'_>) -> Option<Trigger> {
+fn validate_trigger(
+    trigger: &Spanned<RawTrigger>,
+    registry: &Registry,
+    checker: &mut Checker<'_>,
+) -> Option<Trigger> {
     match &trigger.value {
+        RawTrigger::Poll(poll) => {
+            validate_poll(poll, registry, checker).map(|valid| Trigger::Poll(Box::new(valid)))
+        }
         RawTrigger::Manual => Some(Trigger::Manual),
         RawTrigger::Webhook(webhook) => validate_webhook(webhook, checker).map(Trigger::Webhook),
         RawTrigger::Schedule(schedule) => {

@@ -185,6 +185,20 @@ fn validate_uses(
             with.push((name.clone(), template));
         }
     }
+    let (connector_name, operation) = resolve_uses(uses, registry, checker)?;
+    Some(StepKind::Uses {
+        connector: connector_name,
+        operation,
+        with: ValueTemplate::Object(with),
+    })
+}
+
+/// Splits `connector.operation` and checks that both are loaded.
+pub(super) fn resolve_uses(
+    uses: &Spanned<String>,
+    registry: &Registry,
+    checker: &mut Checker<'_>,
+) -> Option<(String, String)> {
     let Some((connector_name, operation)) = uses.value.split_once('.') else {
         let message = format!(
             "invalid `uses: {}`; write `connector.operation`",
@@ -215,11 +229,7 @@ fn validate_uses(
         checker.error(uses.mark, &uses.path, message);
         return None;
     }
-    Some(StepKind::Uses {
-        connector: connector_name.to_string(),
-        operation: operation.to_string(),
-        with: ValueTemplate::Object(with),
-    })
+    Some((connector_name.to_string(), operation.to_string()))
 }
 
 fn hint(word: &str, known: &[&str], kind: &str) -> String {
