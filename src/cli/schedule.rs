@@ -72,6 +72,7 @@ fn schedule_of<'a>(
     match &loaded.trigger {
         Trigger::Schedule(trigger) => Ok(trigger),
         Trigger::Webhook(_) => bail!("workflow `{workflow}` has a webhook trigger, not a schedule"),
+        Trigger::Poll(_) => bail!("workflow `{workflow}` has a poll trigger, not a schedule"),
         Trigger::Manual => bail!("workflow `{workflow}` has a manual trigger, not a schedule"),
     }
 }

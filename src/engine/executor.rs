@@ -69,7 +69,9 @@ pub(crate) async fn execute_run(engine: &Engine, mut run: Run) -> Result<Run, En
             run.steps = walk.into_records();
             engine.forget_cancel(run_id);
             tracing::info!(run_id, workflow = %workflow.name, "run cancelled");
-            return Ok(store.load_run(run_id)?.unwrap_or(run));
+            let run = store.load_run(run_id)?.unwrap_or(run);
+            engine.notify_end(&run);
+            return Ok(run);
         }
         ListOutcome::Ended(StepOutcome::Park(wake_at)) => {
             run.steps = walk.into_records();
@@ -142,6 +144,7 @@ async fn finish(
     if flush {
         engine.store().sync().await?;
     }
+    engine.notify_end(run);
     match status {
         RunStatus::Failed => tracing::warn!(
             run_id = %run.id,

@@ -9,6 +9,7 @@ pub mod redact;
 pub mod run;
 mod step;
 mod timer;
+mod waiters;
 mod walk;
 
 use std::collections::{HashMap, HashSet};
@@ -81,6 +82,7 @@ pub struct Engine {
     tasks: TaskTracker,
     /// Status of each schedule as its task last reported it.
     schedules: ScheduleBoard,
+    waiters: waiters::Waiters,
 }
 
 impl Engine {
@@ -103,6 +105,7 @@ impl Engine {
             stop_signal: watch::channel(false).0,
             tasks: TaskTracker::new(),
             schedules: ScheduleBoard::default(),
+            waiters: waiters::Waiters::default(),
         })
     }
 
@@ -122,7 +125,15 @@ impl Engine {
         self.natives.iter().find(|native| native.name() == name)
     }
 
-    /// Starts the dispatcher, the timers and the schedules, and queues the
+    pub(crate) fn http(&self) -> &HttpRuntime {
+        &self.http
+    }
+
+    pub(crate) fn scripts(&self) -> &ScriptEngine {
+        &self.scripts
+    }
+
+    /// Starts the dispatcher, the timers, the schedules and the polls, and queues the
     /// runs a previous process left unfinished. Call once, inside a tokio
     /// runtime.
     pub fn start(self: &Arc<Self>) -> Result<(), EngineError> {
@@ -165,6 +176,7 @@ impl Engine {
             }
         });
         schedule::start(self, clock);
+        crate::trigger::poll::start(self);
         Ok(())
     }
 
@@ -351,6 +363,11 @@ impl Engine {
         }
         self.store.save_run(run)?;
         Ok(())
+    }
+
+    /// Tells callers of [`Engine::wait_for_end`] that the run ended.
+    pub(crate) fn notify_end(&self, run: &Run) {
+        self.waiters.notify(run);
     }
 
     pub(crate) fn is_cancelled(&self, run_id: &str) -> bool {

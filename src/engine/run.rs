@@ -80,6 +80,7 @@ pub enum TriggerKind {
     Webhook,
     Schedule,
     Manual,
+    Poll,
     /// Started by a `call` step of another run.
     Call,
 }
@@ -107,6 +108,9 @@ pub struct TriggerEvent {
     /// a missed tick.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// The new item a poll found, also given as `body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<Value>,
     pub received_at: DateTime<Utc>,
 }
 
@@ -121,6 +125,7 @@ impl Default for TriggerEvent {
             query: Map::new(),
             dedup_key: None,
             scheduled_at: None,
+            item: None,
             received_at: DateTime::<Utc>::UNIX_EPOCH,
         }
     }
@@ -136,6 +141,7 @@ impl TriggerEvent {
             query: Map::new(),
             dedup_key: None,
             scheduled_at: None,
+            item: None,
             received_at: Utc::now(),
         }
     }
@@ -145,6 +151,18 @@ impl TriggerEvent {
         TriggerEvent {
             kind: TriggerKind::Schedule,
             scheduled_at: Some(scheduled_at),
+            ..TriggerEvent::manual(Value::Null)
+        }
+    }
+
+    /// Creates the event of a new poll item, deduplicated by `poll:<key>`.
+    pub fn poll(item: Value, key: &str) -> Self {
+        TriggerEvent {
+            kind: TriggerKind::Poll,
+            body: item.clone(),
+            item: Some(item),
+            dedup_key: Some(format!("poll:{key}")),
+            received_at: Utc::now(),
             ..TriggerEvent::manual(Value::Null)
         }
     }
@@ -167,6 +185,9 @@ impl TriggerEvent {
             "received_at".into(),
             Value::String(self.received_at.to_rfc3339()),
         );
+        if let Some(item) = &self.item {
+            scope.insert("item".into(), item.clone());
+        }
         if let Some(scheduled_at) = self.scheduled_at {
             let text = crate::trigger::schedule::format_utc(scheduled_at);
             scope.insert("scheduled_at".into(), Value::String(text));

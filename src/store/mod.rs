@@ -80,6 +80,12 @@ pub trait Store: Send + Sync + 'static {
     /// copies of one delivery make one run. Durable when it returns.
     async fn insert_run(&self, run: &Run, dedup_key: Option<&str>) -> Result<Inserted>;
 
+    /// Claims `dedup_key` for `workflow` without a run, so a later
+    /// [`Store::insert_run`] with the same key is a duplicate. Returns false
+    /// when the key was already claimed. Durable after the next
+    /// [`Store::sync`].
+    fn claim_key(&self, workflow: &str, dedup_key: &str) -> Result<bool>;
+
     /// Writes the run's header (everything except its steps).
     fn save_run(&self, run: &Run) -> Result<()>;
 

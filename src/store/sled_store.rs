@@ -183,6 +183,15 @@ impl Store for SledStore {
         Ok(inserted)
     }
 
+    fn claim_key(&self, workflow: &str, dedup_key_text: &str) -> Result<bool> {
+        let claim = dedup_key(workflow, dedup_key_text);
+        // The empty value marks a key seen without a run.
+        let swapped = self
+            .dedup
+            .compare_and_swap(claim, None as Option<&[u8]>, Some(&b""[..]))?;
+        Ok(swapped.is_ok())
+    }
+
     fn save_run(&self, run: &Run) -> Result<()> {
         self.runs.insert(run.id.as_bytes(), header_bytes(run)?)?;
         Ok(())

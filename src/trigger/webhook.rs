@@ -3,15 +3,30 @@
 
 use axum::http::HeaderMap;
 use base64::Engine as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use crate::engine::run::{TriggerEvent, TriggerKind};
-use crate::workflow::model::{HmacVerify, SignatureEncoding, WebhookTrigger};
+use crate::trigger::timestamped::verify_timestamped;
+use crate::workflow::model::{HmacVerify, SignatureEncoding, Verify, WebhookTrigger};
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Checks the request against the workflow's `verify` scheme; `now` is the
+/// current time, which timestamped schemes compare against.
+pub fn verify_request(
+    verify: &Verify,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    match verify {
+        Verify::Hmac(hmac) => verify_signature(hmac, headers, body),
+        Verify::Timestamped(timestamped) => verify_timestamped(timestamped, headers, body, now),
+    }
+}
 
 /// Checks the request's signature header against an HMAC-SHA256 of the raw
 /// body. The comparison runs in constant time. The error names what is
@@ -91,6 +106,7 @@ pub fn event_from_request(
         query: query_map,
         dedup_key,
         scheduled_at: None,
+        item: None,
         received_at: Utc::now(),
     })
 }

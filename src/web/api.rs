@@ -100,6 +100,10 @@ pub(super) async fn list_workflows(State(state): State<AppState>) -> Json<Value>
                     let status = state.engine.schedules().get(&workflow.name);
                     serde_json::json!({ "schedule": schedule_json(schedule, status) })
                 }
+                Trigger::Poll(poll) => serde_json::json!({ "poll": {
+                    "uses": format!("{}.{}", poll.connector, poll.operation),
+                    "every": humantime::format_duration(poll.every).to_string(),
+                } }),
                 Trigger::Manual => serde_json::json!("manual"),
             };
             serde_json::json!({

@@ -1,15 +1,21 @@
 //! `POST /hooks/...`: verify, store durably, then acknowledge.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::Value;
 
 use super::{ApiError, AppState};
 use crate::engine::Submitted;
+use crate::engine::run::RunStatus;
 use crate::trigger::webhook;
 use crate::workflow::Trigger;
+use crate::workflow::model::Respond;
 
 pub(super) async fn receive(
     State(state): State<AppState>,
@@ -62,7 +68,7 @@ pub(super) async fn receive(
         .map_err(|_| too_large())?;
 
     if let Some(verify) = &trigger.verify
-        && let Err(reason) = webhook::verify_signature(verify, &headers, &body)
+        && let Err(reason) = webhook::verify_request(verify, &headers, &body, Utc::now())
     {
         tracing::info!(workflow = %workflow.name, %reason, "webhook signature rejected");
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid signature"));
@@ -74,15 +80,52 @@ pub(super) async fn receive(
     }
 
     match state.engine.submit(&workflow.name, event).await {
-        Ok(Submitted::New(run_id)) => Ok((
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "run_id": run_id })),
-        )
-            .into_response()),
+        Ok(Submitted::New(run_id)) => match trigger.respond {
+            Respond::Accepted => Ok(accepted(&run_id)),
+            Respond::Sync(timeout) => respond_when_ended(&state, &run_id, timeout).await,
+        },
         Ok(Submitted::Duplicate(run_id)) => {
             let body = serde_json::json!({ "run_id": run_id, "duplicate": true });
             Ok((StatusCode::OK, Json(body)).into_response())
         }
         Err(error) => Err(error.into()),
     }
+}
+
+fn accepted(run_id: &str) -> Response {
+    let body = serde_json::json!({ "run_id": run_id });
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+/// Builds the response of `respond: sync`: 200 with the run's output once it succeeds, 500
+/// with its error when it fails, and 202 with its id when `timeout` passes
+/// first. The run goes on after a 202.
+async fn respond_when_ended(
+    state: &AppState,
+    run_id: &str,
+    timeout: Duration,
+) -> Result<Response, ApiError> {
+    let Some(run) = state.engine.wait_for_end(run_id, timeout).await? else {
+        tracing::info!(
+            run_id,
+            "run did not end within respond_timeout; answering 202"
+        );
+        return Ok(accepted(run_id));
+    };
+    let response = match run.status {
+        RunStatus::Succeeded => {
+            let output = run.output.unwrap_or(Value::Null);
+            (StatusCode::OK, Json(output)).into_response()
+        }
+        RunStatus::Skipped => {
+            let body = serde_json::json!({ "run_id": run_id, "skipped": run.reason });
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        status => {
+            let error = run.error.unwrap_or_else(|| format!("the run is {status}"));
+            let body = serde_json::json!({ "error": error, "run_id": run_id });
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+        }
+    };
+    Ok(response)
 }

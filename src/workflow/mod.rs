@@ -6,11 +6,13 @@ pub mod de;
 pub mod diag;
 pub mod load;
 pub mod model;
+mod poll;
 pub mod raw;
 mod schedule;
 pub mod validate;
 mod validate_flow;
 mod validate_steps;
+mod webhook;
 pub mod yaml;
 
 pub use checker::Env;

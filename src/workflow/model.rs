@@ -45,7 +45,34 @@ pub struct ConcurrencyKey {
 pub enum Trigger {
     Webhook(WebhookTrigger),
     Schedule(Box<ScheduleTrigger>),
+    Poll(Box<PollTrigger>),
     Manual,
+}
+
+/// Most pages one poll follows through `next`.
+pub const MAX_POLL_PAGES: usize = 100;
+
+/// Default time a poll keeps a seen key: 30 days.
+pub const DEFAULT_POLL_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Calls a connector operation every interval and starts one run per item
+/// key not seen before.
+#[derive(Debug, Clone)]
+pub struct PollTrigger {
+    pub connector: String,
+    pub operation: String,
+    pub with: ValueTemplate,
+    pub every: Duration,
+    /// Expression over `response` giving the list of items.
+    pub items: Template,
+    /// Expression over `item` giving its key.
+    pub key: Template,
+    /// Expression over `response` giving the next page's `with`, or null.
+    pub next: Option<Template>,
+    pub backfill: bool,
+    // TODO: expire seen keys after `retention`. The dedup tree stores no
+    // claim times, so today a seen key is kept forever.
+    pub retention: Duration,
 }
 
 /// Default maximum of runs that `catch_up: all` starts at once.
@@ -64,10 +91,56 @@ pub struct ScheduleTrigger {
 pub struct WebhookTrigger {
     /// Request path, starting with `/hooks/`.
     pub path: String,
-    pub verify: Option<HmacVerify>,
+    pub verify: Option<Verify>,
     /// Header name in lower case.
     pub dedup_header: Option<String>,
     pub max_body: usize,
+    pub respond: Respond,
+}
+
+/// Default time `respond: sync` waits for the run before responding 202.
+pub const DEFAULT_RESPOND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Point at which a webhook request gets its response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Respond {
+    /// 202 with the run id as soon as the event is stored.
+    Accepted,
+    /// After the run ends, with its output, or 202 when the timeout passes
+    /// first.
+    Sync(Duration),
+}
+
+/// Signature scheme that a webhook request must pass.
+#[derive(Debug, Clone)]
+pub enum Verify {
+    Hmac(HmacVerify),
+    Timestamped(TimestampedVerify),
+}
+
+/// Default `tolerance` of a timestamped signature: 5 minutes.
+pub const DEFAULT_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// HMAC-SHA256 over `<t>.<raw body>`, with `t` and one or more hex
+/// signatures in one header: `t=1700000000,v1=ab12...,v1=cd34...`.
+#[derive(Clone)]
+pub struct TimestampedVerify {
+    /// Header name in lower case.
+    pub header: String,
+    pub secret: String,
+    /// Largest accepted distance between `t` and the current time, in
+    /// either direction.
+    pub tolerance: Duration,
+}
+
+impl std::fmt::Debug for TimestampedVerify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimestampedVerify")
+            .field("header", &self.header)
+            .field("secret", &"[redacted]")
+            .field("tolerance", &self.tolerance)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,7 +39,33 @@ pub struct RawWorkflow {
 pub enum RawTrigger {
     Webhook(Box<RawWebhook>),
     Schedule(Box<RawSchedule>),
+    Poll(Box<RawPoll>),
     Manual,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawPoll {
+    /// `connector.operation` to call each interval.
+    pub uses: Spanned<String>,
+    #[serde(default)]
+    pub with: IndexMap<String, Spanned<Value>>,
+    /// Time between polls, such as `5m`.
+    pub every: Spanned<String>,
+    /// Expression over `response` (the operation's output) giving the list
+    /// of items.
+    pub items: Spanned<String>,
+    /// Expression over `item` giving the key that identifies it.
+    pub key: Spanned<String>,
+    /// Expression over `response` giving the next page's `with`, or null on
+    /// the last page.
+    #[serde(default)]
+    pub next: Option<Spanned<String>>,
+    /// Starts runs for the items present at the first poll too.
+    #[serde(default)]
+    pub backfill: bool,
+    /// Time a seen key is kept, such as `30d`.
+    #[serde(default)]
+    pub retention: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,11 +93,39 @@ pub struct RawWebhook {
     /// Largest accepted body, such as `10MiB` or a number of bytes.
     #[serde(default)]
     pub max_body: Option<Spanned<Value>>,
+    /// `accepted` (the default) responds 202 once the event is stored, and
+    /// `sync` waits for the run and responds with its output.
+    #[serde(default)]
+    pub respond: Option<RawRespond>,
+    /// How long `respond: sync` waits for the run, such as `10s`.
+    #[serde(default)]
+    pub respond_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawRespond {
+    Accepted,
+    Sync,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct RawVerify {
-    pub hmac_sha256: Spanned<RawHmac>,
+#[serde(rename_all = "snake_case")]
+pub enum RawVerify {
+    HmacSha256(RawHmac),
+    TimestampedHmacSha256(RawTimestampedHmac),
+}
+
+/// A signature header such as Stripe's `t=<unix seconds>,v1=<hex>`, where
+/// the HMAC covers `<t>.<raw body>`.
+#[derive(Debug, Deserialize)]
+pub struct RawTimestampedHmac {
+    pub header: Spanned<String>,
+    pub secret: Spanned<String>,
+    /// Largest accepted distance between `t` and the current time, such as
+    /// `5m`.
+    #[serde(default)]
+    pub tolerance: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,13 +9,12 @@ use serde_json::Value;
 use super::checker::Checker;
 use super::de::Spanned;
 use super::load::Registry;
-use super::model::{
-    ConcurrencyKey, DEFAULT_MAX_BODY, HmacVerify, RetryPolicy, SignatureEncoding, Trigger,
-    WebhookTrigger, Workflow,
-};
-use super::raw::{RawEncoding, RawRetry, RawTrigger, RawWebhook, RawWorkflow};
+use super::model::{ConcurrencyKey, RetryPolicy, Trigger, Workflow};
+use super::poll::validate_poll;
+use super::raw::{RawRetry, RawTrigger, RawWorkflow};
 use super::schedule::validate_schedule;
 use super::validate_steps::validate_steps;
+use super::webhook::validate_webhook;
 use crate::trigger::schedule::Overlap;
 
 pub fn validate(
@@ -25,7 +24,7 @@ pub fn validate(
     checker: &mut Checker<'_>,
 ) -> Option<Workflow> {
     check_name(&raw.name, checker);
-    let trigger = validate_trigger(&raw.trigger, checker);
+    let trigger = validate_trigger(&raw.trigger, registry, checker);
     let concurrency = raw.concurrency.as_ref().and_then(|c| {
         if c.value == 0 {
             checker.error(c.mark, &c.path, "concurrency must be at least 1");
@@ -112,97 +111,21 @@ fn check_name(name: &Spanned<String>, checker: &mut Checker<'_>) {
     }
 }
 
-fn validate_trigger(trigger: &Spanned<RawTrigger>, checker: &mut Checker<'_>) -> Option<Trigger> {
+fn validate_trigger(
+    trigger: &Spanned<RawTrigger>,
+    registry: &Registry,
+    checker: &mut Checker<'_>,
+) -> Option<Trigger> {
     match &trigger.value {
+        RawTrigger::Poll(poll) => {
+            validate_poll(poll, registry, checker).map(|valid| Trigger::Poll(Box::new(valid)))
+        }
         RawTrigger::Manual => Some(Trigger::Manual),
         RawTrigger::Webhook(webhook) => validate_webhook(webhook, checker).map(Trigger::Webhook),
         RawTrigger::Schedule(schedule) => {
             validate_schedule(schedule, checker).map(|valid| Trigger::Schedule(Box::new(valid)))
         }
     }
-}
-
-fn validate_webhook(raw: &RawWebhook, checker: &mut Checker<'_>) -> Option<WebhookTrigger> {
-    let path = &raw.path;
-    let path_ok = path.value.starts_with("/hooks/")
-        && path.value.len() > "/hooks/".len()
-        && !path.value.contains(['?', '#', ' ']);
-    if !path_ok {
-        let message = format!(
-            "invalid webhook path `{}`; it must start with `/hooks/`, such as `/hooks/shop/orders`",
-            path.value
-        );
-        checker.error(path.mark, &path.path, message);
-    }
-
-    let verify = raw.verify.as_ref().and_then(|verify| {
-        let hmac = &verify.hmac_sha256;
-        let secret = checker.render_with_secrets(&hmac.secret)?;
-        if secret.is_empty() {
-            checker.error(
-                hmac.secret.mark,
-                &hmac.secret.path,
-                "the signing secret is empty",
-            );
-            return None;
-        }
-        Some(HmacVerify {
-            header: hmac.header.value.to_ascii_lowercase(),
-            secret,
-            encoding: match hmac.encoding {
-                Some(RawEncoding::Hex) => SignatureEncoding::Hex,
-                Some(RawEncoding::Base64) | None => SignatureEncoding::Base64,
-            },
-            prefix: hmac.prefix.clone(),
-        })
-    });
-    let max_body = match &raw.max_body {
-        None => DEFAULT_MAX_BODY,
-        Some(size) => parse_size(size, checker)?,
-    };
-
-    if !path_ok {
-        return None;
-    }
-    Some(WebhookTrigger {
-        path: path.value.clone(),
-        verify,
-        dedup_header: raw
-            .dedup_header
-            .as_ref()
-            .map(|h| h.value.to_ascii_lowercase()),
-        max_body,
-    })
-}
-
-/// Reads a size: a number of bytes, or text such as `512KiB` or `10MiB`.
-fn parse_size(size: &Spanned<Value>, checker: &mut Checker<'_>) -> Option<usize> {
-    let parsed = match &size.value {
-        Value::Number(n) => n.as_u64().map(|n| n as usize),
-        Value::String(text) => {
-            let text = text.trim();
-            let split = text
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(text.len());
-            let (digits, unit) = text.split_at(split);
-            let factor = match unit.trim() {
-                "" | "B" => Some(1),
-                "KiB" | "KB" | "K" => Some(1024),
-                "MiB" | "MB" | "M" => Some(1024 * 1024),
-                _ => None,
-            };
-            digits.parse::<usize>().ok().zip(factor).map(|(n, f)| n * f)
-        }
-        _ => None,
-    };
-    if parsed.is_none() {
-        let message = format!(
-            "invalid size `{}`; write a number of bytes or a value such as `512KiB` or `10MiB`",
-            size.value
-        );
-        checker.error(size.mark, &size.path, message);
-    }
-    parsed
 }
 
 pub(super) fn validate_retry(

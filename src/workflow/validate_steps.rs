@@ -163,6 +163,21 @@ fn validate_uses(
     checker: &mut Checker<'_>,
 ) -> Option<StepKind> {
     let with = validate_with(step, earlier, checker);
+    let (connector, operation) = resolve_uses(uses, registry, checker)?;
+    Some(StepKind::Uses {
+        connector,
+        operation,
+        with,
+    })
+}
+
+/// Splits `connector.operation` and checks that both exist, built-in
+/// connectors included.
+pub(super) fn resolve_uses(
+    uses: &Spanned<String>,
+    registry: &Registry,
+    checker: &mut Checker<'_>,
+) -> Option<(String, String)> {
     let Some((connector_name, operation)) = uses.value.split_once('.') else {
         let message = format!(
             "invalid `uses: {}`; write `connector.operation`",
@@ -186,11 +201,7 @@ fn validate_uses(
             checker.error(uses.mark, &uses.path, message);
             return None;
         }
-        return Some(StepKind::Uses {
-            connector: connector_name.to_string(),
-            operation: operation.to_string(),
-            with,
-        });
+        return Some((connector_name.to_string(), operation.to_string()));
     }
     let connectors = &registry.connectors;
     let Some(connector) = connectors.get(connector_name) else {
@@ -207,11 +218,7 @@ fn validate_uses(
         checker.error(uses.mark, &uses.path, message);
         return None;
     }
-    Some(StepKind::Uses {
-        connector: connector_name.to_string(),
-        operation: operation.to_string(),
-        with,
-    })
+    Some((connector_name.to_string(), operation.to_string()))
 }
 
 pub(super) fn hint(word: &str, known: &[&str], kind: &str) -> String {
