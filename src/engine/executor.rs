@@ -141,6 +141,16 @@ async fn finish(
     run.finished_at = Some(Utc::now());
     run.wake_at = None;
     engine.save_header(run)?;
+    if engine.is_cancelled(&run.id) {
+        // An operator cancelled the run while its last step ran; the stored
+        // cancellation stands and is what callers see.
+        engine.forget_cancel(&run.id);
+        if let Some(stored) = engine.store().load_run(&run.id)? {
+            *run = stored;
+        }
+        engine.notify_end(run);
+        return Ok(());
+    }
     if flush {
         engine.store().sync().await?;
     }
