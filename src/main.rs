@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use tether::engine::run::{Run, RunStatus, TriggerEvent};
+use tether::engine::run::{Run, RunStatus};
 use tether::expr::{Limits, ScriptEngine};
 use tether::store::{RunQuery, SledStore, Store};
 use tether::workflow::{Env, load_paths};
@@ -56,6 +56,9 @@ enum Command {
         /// JSON file given to the run as `trigger.body`.
         #[arg(long)]
         input: Option<PathBuf>,
+        /// API of a running server, used when another process holds the data directory.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "TETHER_SERVER")]
+        server: String,
     },
     /// List runs, newest first.
     Runs {
@@ -173,9 +176,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             recovery::cancel(&cli.dir, &cli.data, &server, &run_id).await
         }
         Command::Check { paths } => Ok(check(&cli.dir, paths)),
-        Command::Run { workflow, input } => {
-            run_once(&cli.dir, &cli.data, &workflow, input.as_deref()).await
-        }
+        Command::Run {
+            workflow,
+            input,
+            server,
+        } => cli::run::run_once(&cli.dir, &cli.data, &server, &workflow, input.as_deref()).await,
         Command::Runs {
             workflow,
             status,
@@ -276,40 +281,6 @@ fn check(dir: &Path, paths: Vec<PathBuf>) -> ExitCode {
         println!("{} problems", registry.problems.len());
         ExitCode::FAILURE
     }
-}
-
-async fn run_once(
-    dir: &Path,
-    data: &Path,
-    workflow: &str,
-    input: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
-    let body = match input {
-        None => serde_json::Value::Null,
-        Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("could not read {}", file.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{} is not valid JSON", file.display()))?
-        }
-    };
-    let engine = tether::app::open(dir, data, &Env::from_process())?;
-    if engine.registry().workflow(workflow).is_none() {
-        let known: Vec<String> = engine.registry().workflows.keys().cloned().collect();
-        bail!(
-            "workflow `{workflow}` is not loaded from {}; loaded: {}",
-            dir.display(),
-            known.join(", ")
-        );
-    }
-    let run = engine.run_now(workflow, TriggerEvent::manual(body)).await?;
-    println!("{}", serde_json::to_string_pretty(&run)?);
-    let ok = matches!(run.status, RunStatus::Succeeded | RunStatus::Skipped);
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 /// Opens the store read-write, or `None` when another process holds it.

@@ -2,4 +2,5 @@
 //! data directory or through a running server's API, and schedule times.
 
 pub mod recovery;
+pub mod run;
 pub mod schedule;

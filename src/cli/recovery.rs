@@ -86,11 +86,11 @@ pub async fn cancel(
 
 /// Whether this process can open the data directory, that is, no server
 /// holds it.
-fn data_dir_free(data: &Path) -> bool {
+pub(super) fn data_dir_free(data: &Path) -> bool {
     !data.exists() || tether::store::SledStore::open(data).is_ok()
 }
 
-async fn post(server: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+pub(super) async fn post(server: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
     tether::app::install_tls_provider();
     let url = format!("{}{path}", server.trim_end_matches('/'));
     let mut request = reqwest::Client::new().post(&url);

@@ -118,6 +118,11 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The data directory the server holds.
+    pub fn data_path(&self) -> &Path {
+        self._data.path()
+    }
+
     /// Posts a Shopify-signed order webhook.
     pub async fn post_shopify(
         &self,
