@@ -45,3 +45,57 @@ pub fn open(dir: &Path, data: &Path, env: &Env) -> Result<Arc<Engine>, OpenError
     })?;
     Ok(Engine::new(registry, Arc::new(store), scripts))
 }
+
+/// Time between two looks at the workflow directory for changes.
+pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reloads `dir` into the engine when a file under `workflows/` or
+/// `connectors/` changes (checked every [`WATCH_INTERVAL`]) and on SIGHUP.
+/// Secrets are read from the environment again on each reload.
+pub async fn watch(engine: Arc<Engine>, dir: PathBuf) {
+    let mut last = fingerprint(&dir);
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let asked = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let asked = std::future::pending::<bool>();
+        let signalled = tokio::select! {
+            _ = tokio::time::sleep(WATCH_INTERVAL) => false,
+            received = asked => received,
+        };
+        if engine.is_stopping() {
+            return;
+        }
+        let now = fingerprint(&dir);
+        if signalled || now != last {
+            tracing::info!(dir = %dir.display(), signalled, "reloading workflows");
+            engine.reload(&dir, &Env::from_process());
+            last = now;
+        }
+    }
+}
+
+/// Names, sizes and modification times of the YAML files under `dir`.
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut files = Vec::new();
+    for sub in ["workflows", "connectors"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            files.push((entry.path(), meta.len(), meta.modified().ok()));
+        }
+    }
+    files.sort();
+    files
+}

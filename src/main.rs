@@ -232,6 +232,7 @@ async fn serve(
             let _ = stopped.await;
         },
     ));
+    tokio::spawn(tether::app::watch(engine.clone(), dir.to_path_buf()));
     shutdown_signal().await;
     engine.shutdown(grace).await;
     let _ = stop_listening.send(());

@@ -20,6 +20,8 @@ pub const DEFAULT_IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 #[derive(Debug, Clone)]
 pub struct Connector {
     pub name: String,
+    /// File the connector was loaded from.
+    pub file: std::path::PathBuf,
     pub base_url: String,
     /// Resolved settings, visible to expressions as `config`.
     pub config: Map<String, Value>,
@@ -112,6 +114,7 @@ pub fn validate(raw: &RawConnector, checker: &mut Checker<'_>) -> Option<Connect
     }
     Some(Connector {
         name: raw.name.value.clone(),
+        file: std::path::PathBuf::new(),
         base_url,
         config,
         secrets: checker.secrets.clone(),

@@ -32,8 +32,7 @@ pub(crate) async fn execute_run(engine: &Engine, mut run: Run) -> Result<Run, En
         engine.schedule(wake_at, run_id);
         return Ok(run);
     }
-    let registry = engine.registry();
-    let Some(workflow) = registry.workflow(&run.workflow).cloned() else {
+    let Some(workflow) = engine.workflow_for(&run) else {
         let message = format!(
             "workflow `{}` is not loaded; fix its file and retry the run",
             run.workflow

@@ -27,7 +27,7 @@ use crate::connector::native::{self, NativeConnector};
 use crate::expr::{Context, ScriptEngine};
 use crate::store::{Inserted, Store, StoreError};
 use crate::trigger::schedule::{self, Clock, ScheduleBoard, SystemClock};
-use crate::workflow::Registry;
+use crate::workflow::{Registry, Trigger, Workflow};
 use run::{Run, RunStatus, TriggerEvent};
 
 /// Runs executing at once across all workflows.
@@ -72,6 +72,10 @@ pub struct Engine {
     workers: Arc<Semaphore>,
     /// Semaphores of workflow `concurrency` and of each concurrency key.
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Every workflow version loaded since start, by version, so a run
+    /// keeps the version it started with across reloads.
+    // TODO: drop versions no unfinished run uses.
+    versions: Mutex<HashMap<String, Arc<Workflow>>>,
     /// Runs just stored by `submit`, handed to their worker without reading
     /// them back from the store.
     fresh: Mutex<HashMap<String, Run>>,
@@ -88,6 +92,11 @@ pub struct Engine {
 impl Engine {
     pub fn new(registry: Registry, store: Arc<dyn Store>, scripts: ScriptEngine) -> Arc<Self> {
         let (queue, pending) = mpsc::unbounded_channel();
+        let versions = registry
+            .workflows
+            .values()
+            .map(|workflow| (workflow.version.clone(), Arc::clone(workflow)))
+            .collect();
         Arc::new(Engine {
             registry: RwLock::new(Arc::new(registry)),
             store,
@@ -99,6 +108,7 @@ impl Engine {
             timers: Mutex::new(None),
             workers: Arc::new(Semaphore::new(DEFAULT_WORKERS)),
             limits: Mutex::new(HashMap::new()),
+            versions: Mutex::new(versions),
             fresh: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
@@ -118,6 +128,75 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The workflow version a run started with: the current one, or an
+    /// older one kept since a reload. A version no longer known (after a
+    /// restart) falls back to the current one.
+    pub(crate) fn workflow_for(&self, run: &Run) -> Option<Arc<Workflow>> {
+        let current = self.registry().workflow(&run.workflow).cloned();
+        let wanted = run.workflow_version.as_deref();
+        if current
+            .as_ref()
+            .is_some_and(|w| Some(w.version.as_str()) == wanted)
+            || wanted.is_none()
+        {
+            return current;
+        }
+        let versions = lock(&self.versions);
+        match versions.get(wanted.unwrap_or_default()) {
+            Some(older) if older.name == run.workflow => Some(Arc::clone(older)),
+            _ => {
+                tracing::warn!(run_id = %run.id, workflow = %run.workflow, version = wanted.unwrap_or_default(), "the run's workflow version is gone; using the current one");
+                current
+            }
+        }
+    }
+
+    /// Loads `dir` again and serves what it holds. A file that fails
+    /// validation keeps its previous version serving; its problems are
+    /// logged and listed by `GET /api/workflows`. Runs keep the version they
+    /// started with.
+    pub fn reload(&self, dir: &std::path::Path, env: &crate::workflow::Env) -> usize {
+        let mut registry = crate::workflow::load_dir(dir, &self.scripts, env);
+        let previous = self.registry();
+        let kept = registry.keep_previous(&previous);
+        for problem in &registry.problems {
+            tracing::error!(problem = %problem, "workflow file has a problem; its previous version keeps serving");
+        }
+        for name in &kept {
+            tracing::warn!(kept = %name, "kept the previous version");
+        }
+        self.remember_versions(&registry);
+        let changed_triggers = registry.workflows.values().filter(|w| {
+            let before = previous.workflow(&w.name);
+            matches!(w.trigger, Trigger::Schedule(_) | Trigger::Poll(_))
+                && before.is_none_or(|b| b.version != w.version)
+        });
+        for workflow in changed_triggers {
+            // TODO: restart schedule and poll tasks on reload.
+            tracing::warn!(workflow = %workflow.name, "schedule and poll changes take effect after a restart");
+        }
+        let problems = registry.problems.len();
+        tracing::info!(
+            workflows = registry.workflows.len(),
+            problems,
+            "reloaded workflows"
+        );
+        *self
+            .registry
+            .write()
+            .expect("registry lock is never poisoned: writers do not panic") = Arc::new(registry);
+        problems
+    }
+
+    fn remember_versions(&self, registry: &Registry) {
+        let mut versions = lock(&self.versions);
+        for workflow in registry.workflows.values() {
+            versions
+                .entry(workflow.version.clone())
+                .or_insert_with(|| Arc::clone(workflow));
+        }
     }
 
     /// The native connector called `name`, if there is one.
@@ -262,6 +341,7 @@ impl Engine {
         };
         redact::mask_trigger(&registry.redactor, &mut trigger);
         let mut run = Run::new(workflow, trigger);
+        run.workflow_version = Some(definition.version.clone());
         if let Some(grouping) = &definition.concurrency_key {
             let mut context = Context::new();
             context.set("trigger", &run.trigger.to_scope_value());

@@ -337,6 +337,9 @@ pub struct Run {
     /// Value of the workflow's `concurrency_key` for this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_key: Option<String>,
+    /// Version (file hash) of the workflow the run started with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_version: Option<String>,
     /// The run this one replays from the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
@@ -389,6 +392,8 @@ struct HeaderView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     concurrency_key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    workflow_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     replay_of: Option<&'a str>,
     retries: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -413,6 +418,7 @@ impl Run {
             reason: self.reason.as_deref(),
             wake_at: self.wake_at,
             concurrency_key: self.concurrency_key.as_deref(),
+            workflow_version: self.workflow_version.as_deref(),
             replay_of: self.replay_of.as_deref(),
             retries: self.retries,
             parent: self.parent.as_ref(),
@@ -436,6 +442,7 @@ impl Run {
             reason: None,
             wake_at: None,
             concurrency_key: None,
+            workflow_version: None,
             replay_of: None,
             retries: 0,
             parent: None,

@@ -39,6 +39,44 @@ impl Registry {
     pub fn workflow(&self, name: &str) -> Option<&Arc<Workflow>> {
         self.workflows.get(name)
     }
+
+    /// After a reload: keeps each workflow and connector of `previous`
+    /// whose file now fails validation, so a broken edit leaves the last
+    /// good version serving. Files that were removed are dropped.
+    pub fn keep_previous(&mut self, previous: &Registry) -> Vec<String> {
+        let broken: BTreeSet<&str> = self.problems.iter().map(|p| p.file.as_str()).collect();
+        let is_broken = |file: &Path| broken.contains(file.display().to_string().as_str());
+        let mut kept = Vec::new();
+        for (name, connector) in &previous.connectors {
+            if !self.connectors.contains_key(name) && is_broken(&connector.file) {
+                self.connectors.insert(name.clone(), Arc::clone(connector));
+                self.broken_connectors.remove(name);
+                kept.push(format!("connector {name}"));
+            }
+        }
+        for (name, workflow) in &previous.workflows {
+            if !self.workflows.contains_key(name) && is_broken(&workflow.file) {
+                if let Trigger::Webhook(hook) = &workflow.trigger {
+                    self.hooks
+                        .entry(hook.path.clone())
+                        .or_insert_with(|| name.clone());
+                }
+                self.workflows.insert(name.clone(), Arc::clone(workflow));
+                kept.push(format!("workflow {name}"));
+            }
+        }
+        let secrets = self
+            .workflows
+            .values()
+            .flat_map(|w| w.secrets.values().cloned())
+            .chain(
+                self.connectors
+                    .values()
+                    .flat_map(|c| c.secrets.values().cloned()),
+            );
+        self.redactor = Redactor::new(secrets.collect::<Vec<_>>());
+        kept
+    }
 }
 
 /// Loads `dir/connectors/*.yaml` and `dir/workflows/*.yaml`.
@@ -112,6 +150,8 @@ struct Parsed {
     /// Parsing found problems (such as duplicate keys), so the file is
     /// checked further but never loaded.
     rejected: bool,
+    /// Hash of the file's text, recorded on runs as the workflow version.
+    version: String,
 }
 
 pub fn load_files(files: &[PathBuf], scripts: &ScriptEngine, env: &Env) -> Registry {
@@ -119,7 +159,7 @@ pub fn load_files(files: &[PathBuf], scripts: &ScriptEngine, env: &Env) -> Regis
     let mut connector_files = Vec::new();
     let mut workflow_files = Vec::new();
     for file in files {
-        let (node, problems) = read_and_parse(file);
+        let (node, problems, version) = read_and_parse(file);
         let rejected = !problems.is_empty();
         registry.problems.extend(problems);
         let Some(node) = node else {
@@ -129,6 +169,7 @@ pub fn load_files(files: &[PathBuf], scripts: &ScriptEngine, env: &Env) -> Regis
             file: file.clone(),
             node,
             rejected,
+            version,
         };
         if parsed.node.get("operations").is_some() {
             connector_files.push(parsed);
@@ -170,21 +211,26 @@ pub fn load_files(files: &[PathBuf], scripts: &ScriptEngine, env: &Env) -> Regis
     registry
 }
 
-fn read_and_parse(file: &Path) -> (Option<yaml::Node>, Vec<Diagnostic>) {
+fn read_and_parse(file: &Path) -> (Option<yaml::Node>, Vec<Diagnostic>, String) {
     let display = file.display().to_string();
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(error) => {
             let message = format!("could not read the file: {error}");
             let problem = Diagnostic::new(Mark { line: 1, col: 1 }, "", message).in_file(&display);
-            return (None, vec![problem]);
+            return (None, vec![problem], String::new());
         }
     };
     let (node, problems) = yaml::parse_lenient(&text);
-    (
-        node,
-        problems.into_iter().map(|d| d.in_file(&display)).collect(),
-    )
+    let problems = problems.into_iter().map(|d| d.in_file(&display)).collect();
+    (node, problems, content_version(&text))
+}
+
+/// The first 12 hex digits of the SHA-256 of a file's text.
+fn content_version(text: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    hex::encode(&digest[..6])
 }
 
 fn load_connector(
@@ -221,7 +267,10 @@ fn load_connector(
     registry
         .problems
         .extend(checker.diags.into_iter().map(|d| d.in_file(&display)));
-    connector.filter(|_| !rejected)
+    connector.filter(|_| !rejected).map(|mut connector| {
+        connector.file = parsed.file.clone();
+        connector
+    })
 }
 
 fn load_workflow(
@@ -241,7 +290,10 @@ fn load_workflow(
     registry
         .problems
         .extend(checker.diags.into_iter().map(|d| d.in_file(&display)));
-    workflow.filter(|_| !rejected)
+    workflow.filter(|_| !rejected).map(|mut workflow| {
+        workflow.version = parsed.version.clone();
+        workflow
+    })
 }
 
 fn check_unique(raw: &RawWorkflow, registry: &Registry, checker: &mut Checker<'_>) {

@@ -19,6 +19,8 @@ pub struct Workflow {
     pub name: String,
     pub description: Option<String>,
     pub file: PathBuf,
+    /// Hash of the file's text; runs record the version they started with.
+    pub version: String,
     pub trigger: Trigger,
     /// Runs of this workflow in flight at once; `None` means no own limit.
     pub concurrency: Option<usize>,

@@ -84,6 +84,7 @@ pub fn validate(
         name: raw.name.value.clone(),
         description: raw.description.clone(),
         file: file.to_path_buf(),
+        version: String::new(),
         trigger,
         concurrency,
         concurrency_key,
