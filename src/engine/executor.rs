@@ -42,6 +42,9 @@ pub(crate) async fn execute_run(engine: &Engine, mut run: Run) -> Result<Run, En
         return Ok(run);
     };
 
+    if run.status == RunStatus::Waiting && run.debounce_key.is_some() {
+        super::debounce::claim(engine, &mut run).await?;
+    }
     let resumed = run.status != RunStatus::Queued;
     run.status = RunStatus::Running;
     run.wake_at = None;

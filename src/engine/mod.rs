@@ -1,6 +1,7 @@
 //! Runs: accepting trigger events, the worker pool that executes runs, and
 //! the journal that lets a run resume after a crash.
 
+mod debounce;
 pub mod error;
 mod executor;
 mod flow;
@@ -76,6 +77,9 @@ pub struct Engine {
     /// keeps the version it started with across reloads.
     // TODO: drop versions no unfinished run uses.
     versions: Mutex<HashMap<String, Arc<Workflow>>>,
+    /// Held while a debounced event folds into its pending run, and while
+    /// such a run takes its last event to start.
+    debounce_lock: tokio::sync::Mutex<()>,
     /// Runs just stored by `submit`, handed to their worker without reading
     /// them back from the store.
     fresh: Mutex<HashMap<String, Run>>,
@@ -109,6 +113,7 @@ impl Engine {
             workers: Arc::new(Semaphore::new(DEFAULT_WORKERS)),
             limits: Mutex::new(HashMap::new()),
             versions: Mutex::new(versions),
+            debounce_lock: tokio::sync::Mutex::new(()),
             fresh: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
@@ -275,6 +280,13 @@ impl Engine {
         if self.is_stopping() {
             return Err(EngineError::ShuttingDown);
         }
+        let debounce = self
+            .registry()
+            .workflow(workflow)
+            .and_then(|w| w.debounce.clone());
+        if let Some(debounce) = debounce {
+            return debounce::submit(self, workflow, trigger, &debounce).await;
+        }
         let run = self.create_run(workflow, trigger)?;
         let dedup = run.trigger.dedup_key.clone();
         match self.store.insert_run(&run, dedup.as_deref()).await? {
@@ -334,7 +346,11 @@ impl Engine {
         Ok(run)
     }
 
-    fn create_run(&self, workflow: &str, mut trigger: TriggerEvent) -> Result<Run, EngineError> {
+    pub(crate) fn create_run(
+        &self,
+        workflow: &str,
+        mut trigger: TriggerEvent,
+    ) -> Result<Run, EngineError> {
         let registry = self.registry();
         let Some(definition) = registry.workflow(workflow) else {
             return Err(EngineError::UnknownWorkflow(workflow.to_string()));

@@ -337,6 +337,9 @@ pub struct Run {
     /// Value of the workflow's `concurrency_key` for this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_key: Option<String>,
+    /// Key of a debounced run, which waits for its window to close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debounce_key: Option<String>,
     /// Version (file hash) of the workflow the run started with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_version: Option<String>,
@@ -392,6 +395,8 @@ struct HeaderView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     concurrency_key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    debounce_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     workflow_version: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     replay_of: Option<&'a str>,
@@ -418,6 +423,7 @@ impl Run {
             reason: self.reason.as_deref(),
             wake_at: self.wake_at,
             concurrency_key: self.concurrency_key.as_deref(),
+            debounce_key: self.debounce_key.as_deref(),
             workflow_version: self.workflow_version.as_deref(),
             replay_of: self.replay_of.as_deref(),
             retries: self.retries,
@@ -442,6 +448,7 @@ impl Run {
             reason: None,
             wake_at: None,
             concurrency_key: None,
+            debounce_key: None,
             workflow_version: None,
             replay_of: None,
             retries: 0,

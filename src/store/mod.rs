@@ -13,7 +13,7 @@ pub use sled_store::{CommitMode, SledStore};
 
 use async_trait::async_trait;
 
-use crate::engine::run::{Run, RunStatus, StepRecord};
+use crate::engine::run::{Run, RunStatus, StepRecord, TriggerEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -88,6 +88,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes the run's header (everything except its steps).
     fn save_run(&self, run: &Run) -> Result<()>;
+
+    /// Replaces the trigger event of a stored run that has not started,
+    /// for debounced runs that carry the latest event.
+    fn save_trigger(&self, run_id: &str, trigger: &TriggerEvent) -> Result<()>;
 
     /// Writes one step record of a run's journal.
     fn save_step(&self, run_id: &str, step: &StepRecord) -> Result<()>;

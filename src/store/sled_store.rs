@@ -17,7 +17,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::commit::GroupCommit;
 use super::{Inserted, KvWrite, Result, RunQuery, Store, StoreError};
-use crate::engine::run::{Run, StepRecord, path_sort_key};
+use crate::engine::run::{Run, StepRecord, TriggerEvent, path_sort_key};
 use serde_json::{Value, json};
 
 /// How writers wait for their writes to reach the disk.
@@ -194,6 +194,11 @@ impl Store for SledStore {
 
     fn save_run(&self, run: &Run) -> Result<()> {
         self.runs.insert(run.id.as_bytes(), header_bytes(run)?)?;
+        Ok(())
+    }
+
+    fn save_trigger(&self, run_id: &str, trigger: &TriggerEvent) -> Result<()> {
+        self.triggers.insert(run_id.as_bytes(), encode(trigger)?)?;
         Ok(())
     }
 

@@ -22,6 +22,7 @@ pub struct Workflow {
     /// Hash of the file's text; runs record the version they started with.
     pub version: String,
     pub trigger: Trigger,
+    pub debounce: Option<Debounce>,
     /// Runs of this workflow in flight at once; `None` means no own limit.
     pub concurrency: Option<usize>,
     /// Groups runs so at most `per_key` of one group are in flight at once.
@@ -34,6 +35,15 @@ pub struct Workflow {
     pub timeout: Option<Duration>,
     pub steps: Vec<Step>,
     pub on_failure: Vec<Step>,
+}
+
+/// Events whose `key` is equal within `window` of the first one make one
+/// run, which starts at the end of the window with the last event.
+#[derive(Debug, Clone)]
+pub struct Debounce {
+    /// Evaluated against `trigger` and `vars` for each event.
+    pub key: Template,
+    pub window: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -15,6 +15,9 @@ pub struct RawWorkflow {
     #[serde(default)]
     pub description: Option<String>,
     pub trigger: Spanned<RawTrigger>,
+    /// Folds events with the same key inside a window into one run.
+    #[serde(default)]
+    pub debounce: Option<Spanned<RawDebounce>>,
     #[serde(default)]
     pub concurrency: Option<Spanned<u32>>,
     /// Expression over `trigger` whose value groups runs, such as a SKU.
@@ -207,6 +210,12 @@ pub struct RawStep {
     /// counts as recovered, with this step's output as its own.
     #[serde(default)]
     pub recover: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawDebounce {
+    pub key: Spanned<String>,
+    pub window: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

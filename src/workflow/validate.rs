@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::checker::Checker;
 use super::de::Spanned;
 use super::load::Registry;
-use super::model::{ConcurrencyKey, RetryPolicy, Trigger, Workflow};
+use super::model::{ConcurrencyKey, Debounce, RetryPolicy, Trigger, Workflow};
 use super::poll::validate_poll;
 use super::raw::{RawRetry, RawTrigger, RawWorkflow};
 use super::schedule::validate_schedule;
@@ -54,6 +54,21 @@ pub fn validate(
         let message = "concurrency_per_key needs `concurrency_key` to say what groups runs";
         checker.error(limit.mark, &limit.path, message);
     }
+    let debounce = raw.debounce.as_ref().and_then(|debounce| {
+        let key = checker.template(&debounce.key);
+        let window = checker.duration(&debounce.window);
+        if window.is_some_and(|w| w.is_zero()) {
+            checker.error(
+                debounce.window.mark,
+                &debounce.window.path,
+                "the window must be longer than 0s",
+            );
+        }
+        Some(Debounce {
+            key: key?,
+            window: window?,
+        })
+    });
     let retry = raw
         .retry
         .as_ref()
@@ -86,6 +101,7 @@ pub fn validate(
         file: file.to_path_buf(),
         version: String::new(),
         trigger,
+        debounce,
         concurrency,
         concurrency_key,
         vars: Value::Object(raw.vars.clone().into_iter().collect()),
