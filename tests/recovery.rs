@@ -252,7 +252,7 @@ steps:
 
 #[tokio::test]
 async fn same_key_runs_never_overlap() {
-    let slow = Duration::from_millis(150);
+    let slow = Duration::from_millis(600);
     let supplier = Supplier::start(std::sync::Arc::new(move |_, _| {
         Answer::order_created("SO").after(slow)
     }))

@@ -28,7 +28,7 @@ use crate::connector::native::{self, NativeConnector};
 use crate::expr::{Context, ScriptEngine};
 use crate::store::{Inserted, Store, StoreError};
 use crate::trigger::schedule::{self, Clock, ScheduleBoard, SystemClock};
-use crate::workflow::{Registry, Trigger, Workflow};
+use crate::workflow::{Registry, Workflow};
 use run::{Run, RunStatus, TriggerEvent};
 
 /// Runs executing at once across all workflows.
@@ -77,6 +77,11 @@ pub struct Engine {
     /// keeps the version it started with across reloads.
     // TODO: drop versions no unfinished run uses.
     versions: Mutex<HashMap<String, Arc<Workflow>>>,
+    /// Clock of the schedules, kept to start their tasks again on reload.
+    clock: Mutex<Option<Arc<dyn Clock>>>,
+    /// Running schedule and poll tasks by workflow, with the workflow
+    /// version each was started for.
+    trigger_tasks: Mutex<HashMap<String, (String, tokio::task::JoinHandle<()>)>>,
     /// Held while a debounced event folds into its pending run, and while
     /// such a run takes its last event to start.
     debounce_lock: tokio::sync::Mutex<()>,
@@ -113,6 +118,8 @@ impl Engine {
             workers: Arc::new(Semaphore::new(DEFAULT_WORKERS)),
             limits: Mutex::new(HashMap::new()),
             versions: Mutex::new(versions),
+            clock: Mutex::new(None),
+            trigger_tasks: Mutex::new(HashMap::new()),
             debounce_lock: tokio::sync::Mutex::new(()),
             fresh: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashSet::new()),
@@ -162,7 +169,7 @@ impl Engine {
     /// validation keeps its previous version serving; its problems are
     /// logged and listed by `GET /api/workflows`. Runs keep the version they
     /// started with.
-    pub fn reload(&self, dir: &std::path::Path, env: &crate::workflow::Env) -> usize {
+    pub fn reload(self: &Arc<Self>, dir: &std::path::Path, env: &crate::workflow::Env) -> usize {
         let mut registry = crate::workflow::load_dir(dir, &self.scripts, env);
         let previous = self.registry();
         let kept = registry.keep_previous(&previous);
@@ -173,15 +180,6 @@ impl Engine {
             tracing::warn!(kept = %name, "kept the previous version");
         }
         self.remember_versions(&registry);
-        let changed_triggers = registry.workflows.values().filter(|w| {
-            let before = previous.workflow(&w.name);
-            matches!(w.trigger, Trigger::Schedule(_) | Trigger::Poll(_))
-                && before.is_none_or(|b| b.version != w.version)
-        });
-        for workflow in changed_triggers {
-            // TODO: restart schedule and poll tasks on reload.
-            tracing::warn!(workflow = %workflow.name, "schedule and poll changes take effect after a restart");
-        }
         let problems = registry.problems.len();
         tracing::info!(
             workflows = registry.workflows.len(),
@@ -192,7 +190,38 @@ impl Engine {
             .registry
             .write()
             .expect("registry lock is never poisoned: writers do not panic") = Arc::new(registry);
+        self.restart_trigger_tasks();
         problems
+    }
+
+    /// Starts a task for each schedule and poll workflow that has none, or
+    /// whose version changed, and stops the tasks of workflows that are
+    /// gone. Stopping a task mid-poll or mid-tick is safe: the runs it
+    /// starts carry deduplication keys.
+    fn restart_trigger_tasks(self: &Arc<Self>) {
+        let Some(clock) = lock(&self.clock).clone() else {
+            return;
+        };
+        let registry = self.registry();
+        let mut tasks = lock(&self.trigger_tasks);
+        tasks.retain(|name, (version, handle)| {
+            let current = registry.workflow(name).map(|w| w.version.as_str());
+            let keep = current == Some(version.as_str());
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
+        for workflow in registry.workflows.values() {
+            if tasks.contains_key(&workflow.name) {
+                continue;
+            }
+            let handle = schedule::start_one(self, &clock, workflow)
+                .or_else(|| crate::trigger::poll::start_one(self, workflow));
+            if let Some(handle) = handle {
+                tasks.insert(workflow.name.clone(), (workflow.version.clone(), handle));
+            }
+        }
     }
 
     fn remember_versions(&self, registry: &Registry) {
@@ -259,8 +288,8 @@ impl Engine {
                     .spawn(async move { worker.run_queued(run_id).await });
             }
         });
-        schedule::start(self, clock);
-        crate::trigger::poll::start(self);
+        *lock(&self.clock) = Some(clock);
+        self.restart_trigger_tasks();
         Ok(())
     }
 

@@ -26,17 +26,19 @@ use crate::workflow::model::{MAX_POLL_PAGES, PollTrigger};
 use crate::workflow::{Trigger, Workflow};
 
 /// Starts one poll task per poll workflow in the registry.
-pub(crate) fn start(engine: &Arc<Engine>) {
-    for workflow in engine.registry().workflows.values() {
-        if let Trigger::Poll(trigger) = &workflow.trigger {
-            let task = PollTask {
-                engine: Arc::clone(engine),
-                workflow: Arc::clone(workflow),
-                trigger: PollTrigger::clone(trigger),
-            };
-            tokio::spawn(task.run());
-        }
-    }
+pub(crate) fn start_one(
+    engine: &Arc<Engine>,
+    workflow: &Arc<Workflow>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let Trigger::Poll(trigger) = &workflow.trigger else {
+        return None;
+    };
+    let task = PollTask {
+        engine: Arc::clone(engine),
+        workflow: Arc::clone(workflow),
+        trigger: PollTrigger::clone(trigger),
+    };
+    Some(tokio::spawn(task.run()))
 }
 
 /// Counts of one poll, for its log line.

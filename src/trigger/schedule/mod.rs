@@ -33,7 +33,7 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
 pub use policy::{CatchUp, Overlap, Plan, plan};
-pub(crate) use scheduler::start;
+pub(crate) use scheduler::start_one;
 pub use scheduler::{Clock, ScheduleBoard, ScheduleStatus, SystemClock};
 
 /// Prefix of the deduplication key of a scheduled run; the scheduled time

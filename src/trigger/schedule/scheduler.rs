@@ -15,6 +15,7 @@ use crate::engine::run::{RunStatus, TriggerEvent};
 use crate::engine::{Engine, EngineError, Submitted};
 use crate::store::RunQuery;
 use crate::workflow::Trigger;
+use crate::workflow::Workflow;
 use crate::workflow::model::ScheduleTrigger;
 
 /// Maximum length of one sleep. The scheduler reads the clock again after each, so
@@ -83,20 +84,22 @@ struct StoredTick {
     handled_until: DateTime<Utc>,
 }
 
-/// Starts one task for each schedule workflow of the engine's registry.
-pub(crate) fn start(engine: &Arc<Engine>, clock: Arc<dyn Clock>) {
-    for workflow in engine.registry().workflows.values() {
-        let Trigger::Schedule(trigger) = &workflow.trigger else {
-            continue;
-        };
-        let task = ScheduleTask {
-            engine: Arc::clone(engine),
-            clock: Arc::clone(&clock),
-            workflow: workflow.name.clone(),
-            trigger: ScheduleTrigger::clone(trigger),
-        };
-        tokio::spawn(task.run());
-    }
+/// Starts the task of one schedule workflow; `None` for other triggers.
+pub(crate) fn start_one(
+    engine: &Arc<Engine>,
+    clock: &Arc<dyn Clock>,
+    workflow: &Workflow,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let Trigger::Schedule(trigger) = &workflow.trigger else {
+        return None;
+    };
+    let task = ScheduleTask {
+        engine: Arc::clone(engine),
+        clock: Arc::clone(clock),
+        workflow: workflow.name.clone(),
+        trigger: ScheduleTrigger::clone(trigger),
+    };
+    Some(tokio::spawn(task.run()))
 }
 
 /// Reason a schedule task ends.
