@@ -86,6 +86,17 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::sync`].
     fn claim_key(&self, workflow: &str, dedup_key: &str) -> Result<bool>;
 
+    /// Forgets deduplication keys of `workflow` that start with `key_prefix`
+    /// and were claimed before `older_than`, so a key seen long ago counts
+    /// as new again. Returns how many were forgotten. Keys claimed before
+    /// claim times were recorded are kept.
+    fn expire_claims(
+        &self,
+        workflow: &str,
+        key_prefix: &str,
+        older_than: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize>;
+
     /// Writes the run's header (everything except its steps).
     fn save_run(&self, run: &Run) -> Result<()>;
 

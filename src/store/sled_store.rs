@@ -37,6 +37,8 @@ pub struct SledStore {
     triggers: sled::Tree,
     steps: sled::Tree,
     dedup: sled::Tree,
+    /// When each deduplication key was claimed: 8 bytes, Unix seconds.
+    claimed_at: sled::Tree,
     state: sled::Tree,
     kv: sled::Tree,
     kv_applied: sled::Tree,
@@ -57,6 +59,7 @@ impl SledStore {
         let steps = db.open_tree("steps")?;
         let dedup = db.open_tree("dedup")?;
         let state = db.open_tree("state")?;
+        let claimed_at = db.open_tree("claimed_at")?;
         let kv = db.open_tree("kv")?;
         let kv_applied = db.open_tree("kv_applied")?;
         let commit = GroupCommit::start(db.clone());
@@ -67,6 +70,7 @@ impl SledStore {
             triggers,
             steps,
             dedup,
+            claimed_at,
             state,
             kv,
             kv_applied,
@@ -137,6 +141,10 @@ fn step_key(run_id: &str, path: &str) -> String {
     format!("{run_id}/{}", path_sort_key(path))
 }
 
+fn unix_seconds() -> [u8; 8] {
+    (chrono::Utc::now().timestamp().max(0) as u64).to_be_bytes()
+}
+
 fn dedup_key(workflow: &str, key: &str) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(workflow.len() + key.len() + 1);
     bytes.extend_from_slice(workflow.as_bytes());
@@ -158,13 +166,15 @@ impl Store for SledStore {
             }
             Some(key) => {
                 let claim = dedup_key(&run.workflow, key);
-                let trees = (&self.runs, &self.triggers, &self.dedup);
-                let outcome = trees.transaction(|(runs, triggers, dedup)| {
+                let now = unix_seconds();
+                let trees = (&self.runs, &self.triggers, &self.dedup, &self.claimed_at);
+                let outcome = trees.transaction(|(runs, triggers, dedup, claimed_at)| {
                     if let Some(first) = dedup.get(&claim)? {
                         let first = String::from_utf8_lossy(&first).into_owned();
                         return Ok(Inserted::Duplicate(first));
                     }
                     dedup.insert(claim.as_slice(), run.id.as_bytes())?;
+                    claimed_at.insert(claim.as_slice(), &now)?;
                     triggers.insert(run.id.as_bytes(), trigger.as_slice())?;
                     runs.insert(run.id.as_bytes(), header.as_slice())?;
                     Ok::<_, ConflictableTransactionError<StoreError>>(Inserted::New)
@@ -188,8 +198,32 @@ impl Store for SledStore {
         // The empty value marks a key seen without a run.
         let swapped = self
             .dedup
-            .compare_and_swap(claim, None as Option<&[u8]>, Some(&b""[..]))?;
+            .compare_and_swap(&claim, None as Option<&[u8]>, Some(&b""[..]))?;
+        if swapped.is_ok() {
+            self.claimed_at.insert(claim, &unix_seconds())?;
+        }
         Ok(swapped.is_ok())
+    }
+
+    fn expire_claims(
+        &self,
+        workflow: &str,
+        key_prefix: &str,
+        older_than: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize> {
+        let limit = older_than.timestamp().max(0) as u64;
+        let prefix = dedup_key(workflow, key_prefix);
+        let mut expired = 0;
+        for entry in self.claimed_at.scan_prefix(&prefix) {
+            let (claim, at) = entry?;
+            let at = at.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+            if at < limit {
+                self.dedup.remove(&claim)?;
+                self.claimed_at.remove(&claim)?;
+                expired += 1;
+            }
+        }
+        Ok(expired)
     }
 
     fn save_run(&self, run: &Run) -> Result<()> {

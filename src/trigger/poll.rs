@@ -63,6 +63,7 @@ impl PollTask {
         let every = humantime::format_duration(self.trigger.every).to_string();
         tracing::info!(workflow, every, "poll started");
         loop {
+            self.expire_seen_keys();
             match self.poll_once().await {
                 Ok(summary) if summary.started > 0 || summary.marked_seen > 0 => {
                     tracing::info!(workflow, ?summary, "poll finished");
@@ -77,6 +78,23 @@ impl PollTask {
             }
         }
         tracing::info!(workflow, "poll stopped");
+    }
+
+    /// Forgets item keys seen longer ago than the poll's `retention`.
+    fn expire_seen_keys(&self) {
+        let workflow = self.workflow.name.as_str();
+        let retention =
+            chrono::Duration::from_std(self.trigger.retention).unwrap_or(chrono::Duration::MAX);
+        let Some(cutoff) = chrono::Utc::now().checked_sub_signed(retention) else {
+            return;
+        };
+        match self.engine.store().expire_claims(workflow, "poll:", cutoff) {
+            Ok(0) => {}
+            Ok(expired) => {
+                tracing::info!(workflow, expired, "forgot item keys past their retention")
+            }
+            Err(error) => tracing::warn!(workflow, %error, "expiring seen item keys failed"),
+        }
     }
 
     /// Reads every page once and offers each item.

@@ -82,8 +82,8 @@ pub struct PollTrigger {
     /// Expression over `response` giving the next page's `with`, or null.
     pub next: Option<Template>,
     pub backfill: bool,
-    // TODO: expire seen keys after `retention`. The dedup tree stores no
-    // claim times, so today a seen key is kept forever.
+    /// How long a seen item key is remembered; after that the item counts
+    /// as new.
     pub retention: Duration,
 }
 
