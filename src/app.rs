@@ -43,7 +43,7 @@ pub fn open(dir: &Path, data: &Path, env: &Env) -> Result<Arc<Engine>, OpenError
         dir: data.to_path_buf(),
         source,
     })?;
-    Ok(Engine::new(registry, Arc::new(store), scripts))
+    Ok(Engine::with_env(registry, Arc::new(store), scripts, env))
 }
 
 /// Time between two looks at the workflow directory for changes.

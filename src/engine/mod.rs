@@ -100,6 +100,22 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(registry: Registry, store: Arc<dyn Store>, scripts: ScriptEngine) -> Arc<Self> {
+        Self::with_env(
+            registry,
+            store,
+            scripts,
+            &crate::workflow::Env::from_process(),
+        )
+    }
+
+    /// Like [`Engine::new`], with the built-in connectors (such as
+    /// `email`'s SMTP server) configured from `env`.
+    pub fn with_env(
+        registry: Registry,
+        store: Arc<dyn Store>,
+        scripts: ScriptEngine,
+        env: &crate::workflow::Env,
+    ) -> Arc<Self> {
         let (queue, pending) = mpsc::unbounded_channel();
         let versions = registry
             .workflows
@@ -110,7 +126,7 @@ impl Engine {
             registry: RwLock::new(Arc::new(registry)),
             store,
             http: HttpRuntime::new(scripts.clone()),
-            natives: native::builtin(),
+            natives: native::builtin(env),
             scripts,
             queue,
             pending: Mutex::new(Some(pending)),

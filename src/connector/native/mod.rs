@@ -2,6 +2,7 @@
 //! behind one trait. A workflow calls them like any other connector
 //! (`uses: kv.set`); their names are reserved.
 
+mod email;
 mod kv;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use serde_json::Value;
 use crate::engine::error::StepError;
 use crate::store::Store;
 
+pub use email::{EMAIL_OPERATIONS, Email};
 pub use kv::Kv;
 
 /// What a native call gets from the run that makes it.
@@ -36,17 +38,18 @@ pub trait NativeConnector: Send + Sync {
     ) -> Result<Value, StepError>;
 }
 
-/// The native connectors every engine has.
-pub fn builtin() -> Vec<Arc<dyn NativeConnector>> {
-    vec![Arc::new(Kv)]
+/// The native connectors every engine has, configured from `env`.
+pub fn builtin(env: &crate::workflow::Env) -> Vec<Arc<dyn NativeConnector>> {
+    vec![Arc::new(Kv), Arc::new(Email::from_env(env))]
 }
 
 /// Operations of the native connector `name`, if there is one.
 pub fn operations(name: &str) -> Option<&'static [&'static str]> {
-    builtin()
-        .iter()
-        .find(|c| c.name() == name)
-        .map(|c| c.operations())
+    match name {
+        "kv" => Some(Kv.operations()),
+        "email" => Some(EMAIL_OPERATIONS),
+        _ => None,
+    }
 }
 
 /// Reads a required string field of a call's input.
