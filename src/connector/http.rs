@@ -25,10 +25,20 @@ pub struct CallContext<'a> {
     pub input: &'a Value,
 }
 
+/// Which page of a paginated listing a request asks for.
+pub(super) enum PageArg {
+    None,
+    /// A query parameter added to the operation's own.
+    Query(String, String),
+    /// A full URL from a `Link` header.
+    Url(String),
+}
+
 #[derive(Clone)]
 pub struct HttpRuntime {
     client: reqwest::Client,
-    scripts: ScriptEngine,
+    pub(super) scripts: ScriptEngine,
+    limits: std::sync::Arc<super::limits::Limits>,
 }
 
 impl HttpRuntime {
@@ -39,7 +49,11 @@ impl HttpRuntime {
             .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("building the HTTP client needs only a TLS provider, installed at start");
-        HttpRuntime { client, scripts }
+        HttpRuntime {
+            client,
+            scripts,
+            limits: std::sync::Arc::default(),
+        }
     }
 
     /// Calls `operation` of `connector` and returns the step output.
@@ -52,26 +66,56 @@ impl HttpRuntime {
     ) -> Result<Value, StepError> {
         let name = format!("{}.{operation_name}", connector.name);
         let context = self.request_context(connector, call);
-        let request = self
-            .build_request(connector, operation, &context, call)
+        if let Some(paginate) = &operation.paginate {
+            let request = super::paginate::PagedCall {
+                name: &name,
+                connector,
+                operation,
+                paginate,
+                call,
+            };
+            return self.call_pages(&request, context).await;
+        }
+        let answer = self
+            .send(&name, connector, operation, &context, call, &PageArg::None)
+            .await?;
+        self.read_answer(&name, &operation.response, context, answer)
+    }
+
+    /// Sends one request, after the connector's rate and concurrency limits
+    /// allow it, and returns the `response` value of a 2xx answer.
+    pub(super) async fn send(
+        &self,
+        name: &str,
+        connector: &Connector,
+        operation: &Operation,
+        context: &Context,
+        call: &CallContext<'_>,
+        page: &PageArg,
+    ) -> Result<Value, StepError> {
+        let mut request = self
+            .build_request(connector, operation, context, call, page)
             .map_err(|message| StepError::permanent(format!("{name}: {message}")))?;
+        if let PageArg::Query(param, value) = page {
+            request = request.query(&[(param, value)]);
+        }
+        let _permit = self.limits.acquire(connector).await;
 
         let response = request
             .send()
             .await
-            .map_err(|error| describe_send_error(&name, &error))?;
+            .map_err(|error| describe_send_error(name, &error))?;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response
             .bytes()
             .await
-            .map_err(|error| describe_send_error(&name, &error))?;
+            .map_err(|error| describe_send_error(name, &error))?;
 
         if !status.is_success() {
-            return Err(status_error(&name, status, &headers, &bytes));
+            return Err(status_error(name, status, &headers, &bytes));
         }
-        let answer = response_value(status, &headers, &bytes);
-        self.read_answer(&name, &operation.response, context, answer)
+        Ok(response_value(status, &headers, &bytes))
     }
 
     fn request_context(&self, connector: &Connector, call: &CallContext<'_>) -> Context {
@@ -89,9 +133,15 @@ impl HttpRuntime {
         operation: &Operation,
         context: &Context,
         call: &CallContext<'_>,
+        page: &PageArg,
     ) -> Result<reqwest::RequestBuilder, String> {
-        let path = self.render_text(&operation.path, context, "path")?;
-        let url = format!("{}{path}", connector.base_url);
+        let url = match page {
+            PageArg::Url(next) => next.clone(),
+            _ => {
+                let path = self.render_text(&operation.path, context, "path")?;
+                format!("{}{path}", connector.base_url)
+            }
+        };
         let mut request = self
             .client
             .request(operation.method.clone(), &url)
@@ -102,7 +152,13 @@ impl HttpRuntime {
             );
 
         let mut query = Vec::new();
-        for (name, template) in &operation.query {
+        // A `Link` header's next URL already carries the listing's query.
+        let own_query = if matches!(page, PageArg::Url(_)) {
+            &[][..]
+        } else {
+            &operation.query[..]
+        };
+        for (name, template) in own_query {
             let value = self
                 .scripts
                 .render_value(template, context)
@@ -171,7 +227,7 @@ impl HttpRuntime {
     }
 
     /// Applies the success condition and output mapping to a 2xx answer.
-    fn read_answer(
+    pub(super) fn read_answer(
         &self,
         name: &str,
         rules: &ResponseRules,

@@ -3,8 +3,10 @@
 //! input into a request and the answer into the step's output.
 
 pub mod http;
+mod limits;
 pub mod model;
 pub mod native;
+mod paginate;
 pub mod raw;
 
 pub use http::{CallContext, HttpRuntime};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
-use super::raw::{RawAuth, RawConnector, RawOperation, RawResponse};
+use super::raw::{RawAuth, RawConnector, RawOperation, RawPaginate, RawResponse};
 use crate::expr::{Template, ValueTemplate};
 use crate::workflow::checker::Checker;
 use crate::workflow::de::Spanned;
@@ -27,7 +27,40 @@ pub struct Connector {
     pub config: Map<String, Value>,
     pub secrets: BTreeMap<String, String>,
     pub auth: Option<Auth>,
+    pub rate_limit: Option<RateLimit>,
+    /// Calls in flight at once across all runs; `None` means no limit.
+    pub concurrency: Option<usize>,
     pub operations: IndexMap<String, Operation>,
+}
+
+/// A token bucket: `requests` calls per `per`, with bursts up to `requests`.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
+}
+
+/// Largest number of pages one paginated call reads unless the operation
+/// sets `max_pages`.
+pub const DEFAULT_MAX_PAGES: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct Paginate {
+    pub kind: PageKind,
+    /// Expression over `response` giving the page's items.
+    pub items: Template,
+    pub max_pages: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum PageKind {
+    /// A page number in a query parameter, from `start`; an empty page ends
+    /// the listing.
+    Number { param: String, start: i64 },
+    /// A cursor from each response, sent back in a query parameter.
+    Cursor { param: String, next: Template },
+    /// The `Link` header's `rel="next"` URL.
+    Link,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +86,7 @@ pub struct Operation {
     pub response: ResponseRules,
     pub timeout: Duration,
     pub idempotency_key_header: String,
+    pub paginate: Option<Paginate>,
 }
 
 /// Expressions over `response` (`status`, `headers`, `body`) deciding how an
@@ -109,6 +143,29 @@ pub fn validate(raw: &RawConnector, checker: &mut Checker<'_>) -> Option<Connect
         }
     }
 
+    let rate_limit = raw.rate_limit.as_ref().and_then(|limit| {
+        let per = checker.duration(&limit.per)?;
+        if limit.requests.value == 0 || per.is_zero() {
+            checker.error(
+                limit.mark,
+                &limit.path,
+                "a rate limit needs at least 1 request per period longer than 0s",
+            );
+            return None;
+        }
+        Some(RateLimit {
+            requests: limit.requests.value,
+            per,
+        })
+    });
+    let concurrency = raw.concurrency.as_ref().and_then(|limit| {
+        if limit.value == 0 {
+            checker.error(limit.mark, &limit.path, "concurrency must be at least 1");
+            return None;
+        }
+        Some(limit.value as usize)
+    });
+
     if !checker.diags.is_empty() {
         return None;
     }
@@ -119,6 +176,8 @@ pub fn validate(raw: &RawConnector, checker: &mut Checker<'_>) -> Option<Connect
         config,
         secrets: checker.secrets.clone(),
         auth,
+        rate_limit,
+        concurrency,
         operations,
     })
 }
@@ -278,6 +337,10 @@ fn compile_operation(
         output: own.output.or_else(|| defaults.response.output.clone()),
     };
     let timeout = raw.timeout.as_ref().and_then(|t| checker.duration(t));
+    let paginate = raw
+        .paginate
+        .as_ref()
+        .and_then(|p| compile_paginate(p, checker));
     let idempotency_key_header = raw
         .idempotency_key_header
         .as_ref()
@@ -293,5 +356,42 @@ fn compile_operation(
         response,
         timeout: timeout.unwrap_or(defaults.timeout),
         idempotency_key_header,
+        paginate,
+    })
+}
+
+fn compile_paginate(raw: &Spanned<RawPaginate>, checker: &mut Checker<'_>) -> Option<Paginate> {
+    let given = [raw.page.is_some(), raw.cursor.is_some(), raw.link];
+    if given.iter().filter(|g| **g).count() != 1 {
+        let message = "`paginate` needs exactly one of `page`, `cursor` or `link: true`";
+        checker.error(raw.mark, &raw.path, message);
+        return None;
+    }
+    let items = checker.template(&raw.items);
+    let kind = if let Some(page) = &raw.page {
+        PageKind::Number {
+            param: page.param.clone(),
+            start: page.start.unwrap_or(1),
+        }
+    } else if let Some(cursor) = &raw.cursor {
+        PageKind::Cursor {
+            param: cursor.param.clone(),
+            next: checker.template(&cursor.next)?,
+        }
+    } else {
+        PageKind::Link
+    };
+    let max_pages = match &raw.max_pages {
+        Some(max) if max.value == 0 => {
+            checker.error(max.mark, &max.path, "max_pages must be at least 1");
+            DEFAULT_MAX_PAGES
+        }
+        Some(max) => max.value as usize,
+        None => DEFAULT_MAX_PAGES,
+    };
+    Some(Paginate {
+        kind,
+        items: items?,
+        max_pages,
     })
 }

@@ -24,7 +24,52 @@ pub struct RawConnector {
     pub timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub idempotency_key_header: Option<Spanned<String>>,
+    /// Requests allowed per period, shared by every run.
+    #[serde(default)]
+    pub rate_limit: Option<Spanned<RawRateLimit>>,
+    /// Calls in flight at once, shared by every run.
+    #[serde(default)]
+    pub concurrency: Option<Spanned<u32>>,
     pub operations: IndexMap<String, Spanned<RawOperation>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawRateLimit {
+    pub requests: Spanned<u32>,
+    pub per: Spanned<String>,
+}
+
+/// How to read every page of a listing: exactly one of `page`, `cursor`
+/// or `link`, and where the items are in each response.
+#[derive(Debug, Deserialize)]
+pub struct RawPaginate {
+    #[serde(default)]
+    pub page: Option<RawPageNumber>,
+    #[serde(default)]
+    pub cursor: Option<RawCursor>,
+    /// Follow the `Link: <...>; rel="next"` response header.
+    #[serde(default)]
+    pub link: bool,
+    pub items: Spanned<String>,
+    #[serde(default)]
+    pub max_pages: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawPageNumber {
+    /// Query parameter that carries the page number.
+    pub param: String,
+    #[serde(default)]
+    pub start: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawCursor {
+    /// Query parameter that carries the cursor.
+    pub param: String,
+    /// Expression over `response` giving the next cursor; empty or null
+    /// ends the listing.
+    pub next: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,4 +124,6 @@ pub struct RawOperation {
     pub timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub idempotency_key_header: Option<Spanned<String>>,
+    #[serde(default)]
+    pub paginate: Option<Spanned<RawPaginate>>,
 }

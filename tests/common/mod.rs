@@ -179,6 +179,8 @@ impl Drop for TestServer {
 pub struct Recorded {
     pub method: Method,
     pub path: String,
+    /// The query string, without `?`.
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub received_at: Instant,
@@ -191,6 +193,13 @@ impl Recorded {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The value of one query parameter.
+    pub fn param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
     }
 }
 
@@ -276,6 +285,7 @@ impl Supplier {
                 let recorded = Recorded {
                     method,
                     path: uri.path().to_string(),
+                    query: uri.query().unwrap_or("").to_string(),
                     headers,
                     body,
                     received_at: Instant::now(),
