@@ -39,6 +39,7 @@ pub struct HttpRuntime {
     client: reqwest::Client,
     pub(super) scripts: ScriptEngine,
     limits: std::sync::Arc<super::limits::Limits>,
+    pub(super) tokens: std::sync::Arc<super::token::TokenCache>,
 }
 
 impl HttpRuntime {
@@ -53,6 +54,7 @@ impl HttpRuntime {
             client,
             scripts,
             limits: std::sync::Arc::default(),
+            tokens: std::sync::Arc::default(),
         }
     }
 
@@ -93,14 +95,60 @@ impl HttpRuntime {
         call: &CallContext<'_>,
         page: &PageArg,
     ) -> Result<Value, StepError> {
-        let mut request = self
-            .build_request(connector, operation, context, call, page)
-            .map_err(|message| StepError::permanent(format!("{name}: {message}")))?;
-        if let PageArg::Query(param, value) = page {
-            request = request.query(&[(param, value)]);
+        let mut retried = false;
+        loop {
+            let token = match &connector.auth {
+                Some(Auth::Token(auth)) => Some(self.token_header(connector, auth, context).await?),
+                _ => None,
+            };
+            let mut request = self
+                .build_request(connector, operation, context, call, page)
+                .map_err(|message| StepError::permanent(format!("{name}: {message}")))?;
+            if let PageArg::Query(param, value) = page {
+                request = request.query(&[(param, value)]);
+            }
+            if let Some((header, value)) = &token {
+                request = request.header(header.as_str(), value.as_str());
+            }
+            let _permit = self.limits.acquire(connector).await;
+            let (status, headers, bytes) = self.exchange(name, request).await?;
+            if status == StatusCode::UNAUTHORIZED && token.is_some() && !retried {
+                // The token may have been revoked or expired early.
+                tracing::info!(connector = %connector.name, "token rejected; fetching a new one");
+                self.tokens.invalidate(&connector.name);
+                retried = true;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(status_error(name, status, &headers, &bytes));
+            }
+            return Ok(response_value(status, &headers, &bytes));
         }
-        let _permit = self.limits.acquire(connector).await;
+    }
 
+    /// Sends a request outside any operation (a token request) and returns
+    /// the `response` value of a 2xx answer.
+    pub(super) async fn send_plain(
+        &self,
+        name: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, StepError> {
+        let (status, headers, bytes) = self.exchange(name, request).await?;
+        if !status.is_success() {
+            return Err(status_error(name, status, &headers, &bytes));
+        }
+        Ok(response_value(status, &headers, &bytes))
+    }
+
+    pub(super) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    async fn exchange(
+        &self,
+        name: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, HeaderMap, bytes::Bytes), StepError> {
         let response = request
             .send()
             .await
@@ -111,11 +159,7 @@ impl HttpRuntime {
             .bytes()
             .await
             .map_err(|error| describe_send_error(name, &error))?;
-
-        if !status.is_success() {
-            return Err(status_error(name, status, &headers, &bytes));
-        }
-        Ok(response_value(status, &headers, &bytes))
+        Ok((status, headers, bytes))
     }
 
     fn request_context(&self, connector: &Connector, call: &CallContext<'_>) -> Context {
@@ -209,6 +253,8 @@ impl HttpRuntime {
                 header.as_str(),
                 self.render_text(value, context, "auth.api_key")?,
             ),
+            // The token header is added by `send`, which may fetch it.
+            Some(Auth::Token(_)) => request,
         })
     }
 

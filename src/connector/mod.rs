@@ -8,6 +8,7 @@ pub mod model;
 pub mod native;
 mod paginate;
 pub mod raw;
+mod token;
 
 pub use http::{CallContext, HttpRuntime};
 pub use model::{Auth, Connector, Operation, ResponseRules, validate};

@@ -7,7 +7,9 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
-use super::raw::{RawAuth, RawConnector, RawOperation, RawPaginate, RawResponse};
+use super::raw::{
+    RawAuth, RawConnector, RawOauth2, RawOperation, RawPaginate, RawResponse, RawTokenAuth,
+};
 use crate::expr::{Template, ValueTemplate};
 use crate::workflow::checker::Checker;
 use crate::workflow::de::Spanned;
@@ -74,6 +76,21 @@ pub enum Auth {
         header: String,
         value: Template,
     },
+    Token(TokenAuth),
+}
+
+/// A token endpoint: its request, where the token and its lifetime are in
+/// the answer, and the header that carries it.
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    pub method: reqwest::Method,
+    pub path: Template,
+    pub form: Vec<(String, ValueTemplate)>,
+    pub body: Option<ValueTemplate>,
+    pub token: Template,
+    pub expires_in: Option<Template>,
+    pub header: String,
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone)]
@@ -251,7 +268,94 @@ fn compile_auth(auth: &Spanned<RawAuth>, checker: &mut Checker<'_>) -> Option<Au
             header: key.header.value.clone(),
             value: checker.template(&key.value)?,
         }),
+        RawAuth::Token(token) => compile_token(token, checker).map(Auth::Token),
+        RawAuth::Oauth2(oauth) => compile_oauth2(oauth, checker).map(Auth::Token),
     }
+}
+
+fn compile_token(raw: &RawTokenAuth, checker: &mut Checker<'_>) -> Option<TokenAuth> {
+    let method = match &raw.method {
+        None => reqwest::Method::POST,
+        Some(text) => match reqwest::Method::from_bytes(text.value.to_uppercase().as_bytes()) {
+            Ok(method) => method,
+            Err(_) => {
+                checker.error(
+                    text.mark,
+                    &text.path,
+                    format!("invalid HTTP method `{}`", text.value),
+                );
+                return None;
+            }
+        },
+    };
+    let mut form = Vec::new();
+    for (name, value) in &raw.form {
+        form.push((name.clone(), checker.value(value)?));
+    }
+    let header = raw
+        .header
+        .clone()
+        .unwrap_or_else(|| "Authorization".to_string());
+    let prefix = raw.prefix.clone().unwrap_or_else(|| {
+        if header.eq_ignore_ascii_case("authorization") {
+            "Bearer ".to_string()
+        } else {
+            String::new()
+        }
+    });
+    Some(TokenAuth {
+        method,
+        path: checker.template(&raw.path)?,
+        form,
+        body: match &raw.body {
+            Some(body) => Some(checker.value(body)?),
+            None => None,
+        },
+        token: checker.template(&raw.token)?,
+        expires_in: match &raw.expires_in {
+            Some(expiry) => Some(checker.template(expiry)?),
+            None => None,
+        },
+        header,
+        prefix,
+    })
+}
+
+/// OAuth 2 client credentials, as a token endpoint.
+fn compile_oauth2(raw: &RawOauth2, checker: &mut Checker<'_>) -> Option<TokenAuth> {
+    let text = |value: &Spanned<String>| Spanned {
+        value: Value::String(value.value.clone()),
+        mark: value.mark,
+        path: value.path.clone(),
+    };
+    let mut form = vec![
+        (
+            "grant_type".to_string(),
+            crate::expr::ValueTemplate::Literal(Value::String("client_credentials".into())),
+        ),
+        (
+            "client_id".to_string(),
+            checker.value(&text(&raw.client_id))?,
+        ),
+        (
+            "client_secret".to_string(),
+            checker.value(&text(&raw.client_secret))?,
+        ),
+    ];
+    if let Some(scope) = &raw.scope {
+        form.push(("scope".to_string(), checker.value(&text(scope))?));
+    }
+    let expression = |source: &str| checker.scripts.compile_template(source).ok();
+    Some(TokenAuth {
+        method: reqwest::Method::POST,
+        path: checker.template(&raw.token_path)?,
+        form,
+        body: None,
+        token: expression("${{ response.body.access_token }}")?,
+        expires_in: expression("${{ response.body.expires_in }}"),
+        header: "Authorization".to_string(),
+        prefix: "Bearer ".to_string(),
+    })
 }
 
 fn compile_response(raw: Option<&RawResponse>, checker: &mut Checker<'_>) -> ResponseRules {

@@ -78,6 +78,46 @@ pub enum RawAuth {
     Bearer(Spanned<String>),
     Basic(RawBasic),
     ApiKey(RawApiKey),
+    /// A token fetched from an endpoint of the API, cached and refreshed.
+    Token(Box<RawTokenAuth>),
+    /// OAuth 2 client credentials: a token endpoint with a client id and
+    /// secret, reading `access_token` and `expires_in`.
+    Oauth2(RawOauth2),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawTokenAuth {
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
+    /// Path of the token endpoint, after the base URL.
+    pub path: Spanned<String>,
+    /// Form-encoded body fields.
+    #[serde(default)]
+    pub form: IndexMap<String, Spanned<Value>>,
+    /// JSON body, when the endpoint takes JSON.
+    #[serde(default)]
+    pub body: Option<Spanned<Value>>,
+    /// Expression over `response` giving the token.
+    pub token: Spanned<String>,
+    /// Expression over `response` giving the token's lifetime in seconds.
+    #[serde(default)]
+    pub expires_in: Option<Spanned<String>>,
+    /// Header that carries the token (default `Authorization`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Text before the token in that header (default `Bearer ` for
+    /// `Authorization`, nothing otherwise).
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawOauth2 {
+    pub token_path: Spanned<String>,
+    pub client_id: Spanned<String>,
+    pub client_secret: Spanned<String>,
+    #[serde(default)]
+    pub scope: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
