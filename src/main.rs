@@ -188,6 +188,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 status,
                 before: None,
                 limit,
+                ..RunQuery::default()
             };
             list_runs(&cli.data, &server, &query, json).await
         }

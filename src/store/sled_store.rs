@@ -14,8 +14,10 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::commit::GroupCommit;
-use super::{Inserted, Result, RunQuery, Store, StoreError};
-use crate::engine::run::{Run, StepRecord, path_sort_key};
+use super::{Inserted, Result, RunQuery, Store, StoreError, id_bound};
+use chrono::{DateTime, Utc};
+
+use crate::engine::run::{Run, RunStatus, StepRecord, path_sort_key};
 
 /// How writers wait for their writes to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,6 +67,22 @@ impl SledStore {
         })
     }
 
+    /// Whether the stored trigger event of run `key` contains `needle`,
+    /// which must be in lower case.
+    fn trigger_contains(&self, key: &[u8], needle: &str) -> Result<bool> {
+        let Some(event) = self.triggers.get(key)? else {
+            return Ok(false);
+        };
+        let needle = needle.as_bytes();
+        if needle.is_empty() {
+            return Ok(true);
+        }
+        let found = event
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle));
+        Ok(found)
+    }
+
     /// Flushes without going through the group-commit thread, for shutdown.
     pub fn flush_now(&self) -> Result<()> {
         self.db.flush()?;
@@ -85,6 +103,20 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T>
 
 fn header_bytes(run: &Run) -> Result<Vec<u8>> {
     run.header_json().map_err(StoreError::Encode)
+}
+
+/// The range of run ids a query covers, as `lower..upper` bounds.
+fn id_range(query: &RunQuery) -> (Vec<u8>, Vec<u8>) {
+    let lower = query.since.map(id_bound).unwrap_or_default();
+    let mut upper = query
+        .until
+        .map_or_else(|| vec![0xff], |until| id_bound(until).into_bytes());
+    if let Some(before) = &query.before
+        && before.as_bytes() < upper.as_slice()
+    {
+        upper = before.as_bytes().to_vec();
+    }
+    (lower.into_bytes(), upper)
 }
 
 fn step_key(run_id: &str, path: &str) -> String {
@@ -189,10 +221,9 @@ impl Store for SledStore {
     // TODO: filtering scans headers newest first; an index by workflow and
     // status keeps this fast once history holds millions of runs.
     fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>> {
-        let entries = match &query.before {
-            Some(before) => self.runs.range(..before.as_bytes().to_vec()),
-            None => self.runs.iter(),
-        };
+        let (lower, upper) = id_range(query);
+        let entries = self.runs.range(lower..upper);
+        let needle = query.text.as_deref().map(str::to_ascii_lowercase);
         let mut found = Vec::new();
         for entry in entries.rev() {
             if found.len() >= query.limit {
@@ -202,11 +233,29 @@ impl Store for SledStore {
             let run: Run = decode(&key, &bytes)?;
             let workflow_matches = query.workflow.as_deref().is_none_or(|w| w == run.workflow);
             let status_matches = query.status.is_none_or(|s| s == run.status);
-            if workflow_matches && status_matches {
-                found.push(run);
+            if !(workflow_matches && status_matches) {
+                continue;
             }
+            if let Some(needle) = &needle
+                && !self.trigger_contains(&key, needle)?
+            {
+                continue;
+            }
+            found.push(run);
         }
         Ok(found)
+    }
+
+    fn count_runs(&self, workflow: &str, status: RunStatus, since: DateTime<Utc>) -> Result<usize> {
+        let mut count = 0;
+        for entry in self.runs.range(id_bound(since).into_bytes()..) {
+            let (key, bytes) = entry?;
+            let run: Run = decode(&key, &bytes)?;
+            if run.workflow == workflow && run.status == status {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     fn get_state(&self, key: &str) -> Result<Option<Vec<u8>>> {

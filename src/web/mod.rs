@@ -1,8 +1,9 @@
 //! The HTTP side, all on one listener: webhook triggers under `/hooks/`, the
-//! JSON API under `/api/`, and `/healthz`.
+//! JSON API under `/api/`, the dashboard pages, and `/healthz`.
 
 mod api;
 mod hooks;
+mod pages;
 pub mod server;
 
 use std::sync::Arc;
@@ -35,6 +36,12 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/runs/{id}", get(api::show_run))
         .route("/api/runs/{id}/retry", post(api::retry_run))
         .route("/api/runs/{id}/cancel", post(api::cancel_run))
+        .route("/", get(pages::list_runs))
+        .route("/runs/{id}", get(pages::show_run))
+        .route("/runs/{id}/retry", post(pages::retry_form))
+        .route("/runs/{id}/replay", post(pages::replay_form))
+        .route("/runs/{id}/cancel", post(pages::cancel_form))
+        .route("/workflows", get(pages::list_workflows))
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
