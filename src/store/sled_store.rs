@@ -4,16 +4,18 @@
 //! the event that started it, written once; `steps` maps
 //! `<run id>/<step path, numbers zero-padded>` to a step record; `dedup` maps
 //! `<workflow>\0<deduplication key>` to the id of the run it started;
-//! `state` holds small named values of the engine. Run ids
-//! are time-ordered, so the `runs` tree iterates oldest to newest.
+//! `state` holds small named values of the engine; `run_index` holds the
+//! keys described in [`super::run_index`]. Run ids are time-ordered, so the
+//! `runs` tree iterates oldest to newest.
 
 use std::path::Path;
 
 use async_trait::async_trait;
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::{TransactionError, TransactionResult};
 
 use super::commit::GroupCommit;
+use super::run_index;
 use super::{Inserted, Result, RunQuery, Store, StoreError, id_bound};
 use chrono::{DateTime, Utc};
 
@@ -37,6 +39,7 @@ pub struct SledStore {
     steps: sled::Tree,
     dedup: sled::Tree,
     state: sled::Tree,
+    index: sled::Tree,
     commit: GroupCommit,
 }
 
@@ -54,6 +57,16 @@ impl SledStore {
         let steps = db.open_tree("steps")?;
         let dedup = db.open_tree("dedup")?;
         let state = db.open_tree("state")?;
+        let index = db.open_tree("run_index")?;
+        if state.get(run_index::BUILT_MARKER)?.is_none() {
+            let count = run_index::build(&runs, &index)?;
+            state.insert(run_index::BUILT_MARKER, &[])?;
+            db.flush()?;
+            tracing::info!(
+                runs = count,
+                "built the run index for runs stored before it existed"
+            );
+        }
         let commit = GroupCommit::start(db.clone());
         Ok(SledStore {
             db,
@@ -63,8 +76,35 @@ impl SledStore {
             steps,
             dedup,
             state,
+            index,
             commit,
         })
+    }
+
+    /// Appends the run stored under `key` to `found` when it matches
+    /// `query`. Workflow and status are checked here because the scan
+    /// without an index relies on it.
+    fn collect(
+        &self,
+        key: &[u8],
+        bytes: &[u8],
+        query: &RunQuery,
+        needle: Option<&str>,
+        found: &mut Vec<Run>,
+    ) -> Result<()> {
+        let run: Run = decode(key, bytes)?;
+        let workflow_matches = query.workflow.as_deref().is_none_or(|w| w == run.workflow);
+        let status_matches = query.status.is_none_or(|s| s == run.status);
+        if !(workflow_matches && status_matches) {
+            return Ok(());
+        }
+        if let Some(needle) = needle
+            && !self.trigger_contains(key, needle)?
+        {
+            return Ok(());
+        }
+        found.push(run);
+        Ok(())
     }
 
     /// Whether the stored trigger event of run `key` contains `needle`,
@@ -105,7 +145,7 @@ fn header_bytes(run: &Run) -> Result<Vec<u8>> {
     run.header_json().map_err(StoreError::Encode)
 }
 
-/// The range of run ids a query covers, as `lower..upper` bounds.
+/// Returns the range of run ids a query covers, as `lower..upper` bounds.
 fn id_range(query: &RunQuery) -> (Vec<u8>, Vec<u8>) {
     let lower = query.since.map(id_bound).unwrap_or_default();
     let mut upper = query
@@ -117,6 +157,14 @@ fn id_range(query: &RunQuery) -> (Vec<u8>, Vec<u8>) {
         upper = before.as_bytes().to_vec();
     }
     (lower.into_bytes(), upper)
+}
+
+fn transaction_result<T>(outcome: TransactionResult<T, StoreError>) -> Result<T> {
+    match outcome {
+        Ok(value) => Ok(value),
+        Err(TransactionError::Abort(error)) => Err(error),
+        Err(TransactionError::Storage(error)) => Err(error.into()),
+    }
 }
 
 fn step_key(run_id: &str, path: &str) -> String {
@@ -136,32 +184,21 @@ impl Store for SledStore {
     async fn insert_run(&self, run: &Run, dedup: Option<&str>) -> Result<Inserted> {
         let header = header_bytes(run)?;
         let trigger = encode(&run.trigger)?;
-        let inserted = match dedup {
-            None => {
-                self.triggers.insert(run.id.as_bytes(), trigger)?;
-                self.runs.insert(run.id.as_bytes(), header)?;
-                Inserted::New
-            }
-            Some(key) => {
-                let claim = dedup_key(&run.workflow, key);
-                let trees = (&self.runs, &self.triggers, &self.dedup);
-                let outcome = trees.transaction(|(runs, triggers, dedup)| {
-                    if let Some(first) = dedup.get(&claim)? {
-                        let first = String::from_utf8_lossy(&first).into_owned();
-                        return Ok(Inserted::Duplicate(first));
-                    }
-                    dedup.insert(claim.as_slice(), run.id.as_bytes())?;
-                    triggers.insert(run.id.as_bytes(), trigger.as_slice())?;
-                    runs.insert(run.id.as_bytes(), header.as_slice())?;
-                    Ok::<_, ConflictableTransactionError<StoreError>>(Inserted::New)
-                });
-                match outcome {
-                    Ok(inserted) => inserted,
-                    Err(TransactionError::Abort(error)) => return Err(error),
-                    Err(TransactionError::Storage(error)) => return Err(error.into()),
+        let claim = dedup.map(|key| dedup_key(&run.workflow, key));
+        let trees = (&self.runs, &self.triggers, &self.dedup, &self.index);
+        let outcome = trees.transaction(|(runs, triggers, dedup, index)| {
+            if let Some(claim) = &claim {
+                if let Some(first) = dedup.get(claim)? {
+                    let first = String::from_utf8_lossy(&first).into_owned();
+                    return Ok(Inserted::Duplicate(first));
                 }
+                dedup.insert(claim.as_slice(), run.id.as_bytes())?;
             }
-        };
+            triggers.insert(run.id.as_bytes(), trigger.as_slice())?;
+            run_index::write_header(runs, index, run, &header)?;
+            Ok(Inserted::New)
+        });
+        let inserted = transaction_result(outcome)?;
         // A duplicate waits too: the first copy may not be on disk yet, and
         // answering before it is could lose an event the sender saw
         // acknowledged.
@@ -170,8 +207,10 @@ impl Store for SledStore {
     }
 
     fn save_run(&self, run: &Run) -> Result<()> {
-        self.runs.insert(run.id.as_bytes(), header_bytes(run)?)?;
-        Ok(())
+        let header = header_bytes(run)?;
+        let outcome = (&self.runs, &self.index)
+            .transaction(|(runs, index)| run_index::write_header(runs, index, run, &header));
+        transaction_result(outcome)
     }
 
     fn save_step(&self, run_id: &str, step: &StepRecord) -> Result<()> {
@@ -218,42 +257,49 @@ impl Store for SledStore {
         Ok(Some(run))
     }
 
-    // TODO: filtering scans headers newest first; an index by workflow and
-    // status keeps this fast once history holds millions of runs.
     fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>> {
         let (lower, upper) = id_range(query);
-        let entries = self.runs.range(lower..upper);
+        // NOTE: text search reads the trigger event of every run the other
+        // filters let through, so a rare text in a long history is slow.
         let needle = query.text.as_deref().map(str::to_ascii_lowercase);
+        let prefix = match (&query.workflow, query.status) {
+            (workflow, Some(status)) => Some(run_index::status_prefix(workflow.as_deref(), status)),
+            (Some(workflow), None) => Some(run_index::workflow_prefix(workflow)),
+            (None, None) => None,
+        };
         let mut found = Vec::new();
-        for entry in entries.rev() {
+        let Some(prefix) = prefix else {
+            for entry in self.runs.range(lower..upper).rev() {
+                if found.len() >= query.limit {
+                    break;
+                }
+                let (key, bytes) = entry?;
+                self.collect(&key, &bytes, query, needle.as_deref(), &mut found)?;
+            }
+            return Ok(found);
+        };
+        let range = [prefix.as_slice(), &lower].concat()..[prefix.as_slice(), &upper].concat();
+        for entry in self.index.range(range).rev() {
             if found.len() >= query.limit {
                 break;
             }
-            let (key, bytes) = entry?;
-            let run: Run = decode(&key, &bytes)?;
-            let workflow_matches = query.workflow.as_deref().is_none_or(|w| w == run.workflow);
-            let status_matches = query.status.is_none_or(|s| s == run.status);
-            if !(workflow_matches && status_matches) {
-                continue;
+            let (key, _) = entry?;
+            let run_id = run_index::run_id_of(&key);
+            if let Some(bytes) = self.runs.get(run_id)? {
+                self.collect(run_id, &bytes, query, needle.as_deref(), &mut found)?;
             }
-            if let Some(needle) = &needle
-                && !self.trigger_contains(&key, needle)?
-            {
-                continue;
-            }
-            found.push(run);
         }
         Ok(found)
     }
 
     fn count_runs(&self, workflow: &str, status: RunStatus, since: DateTime<Utc>) -> Result<usize> {
+        let prefix = run_index::status_prefix(Some(workflow), status);
+        let lower = [prefix.as_slice(), id_bound(since).as_bytes()].concat();
+        let upper = [prefix.as_slice(), &[0xff]].concat();
         let mut count = 0;
-        for entry in self.runs.range(id_bound(since).into_bytes()..) {
-            let (key, bytes) = entry?;
-            let run: Run = decode(&key, &bytes)?;
-            if run.workflow == workflow && run.status == status {
-                count += 1;
-            }
+        for entry in self.index.range(lower..upper) {
+            entry?;
+            count += 1;
         }
         Ok(count)
     }
@@ -269,13 +315,17 @@ impl Store for SledStore {
 
     fn unfinished_runs(&self) -> Result<Vec<Run>> {
         let mut found = Vec::new();
-        for entry in self.runs.iter() {
-            let (key, bytes) = entry?;
-            let run: Run = decode(&key, &bytes)?;
-            if !run.status.is_terminal() {
-                found.push(run);
+        for status in RunStatus::ALL.into_iter().filter(|s| !s.is_terminal()) {
+            let prefix = run_index::status_prefix(None, status);
+            for entry in self.index.scan_prefix(prefix) {
+                let (key, _) = entry?;
+                let run_id = run_index::run_id_of(&key);
+                if let Some(bytes) = self.runs.get(run_id)? {
+                    found.push(decode::<Run>(run_id, &bytes)?);
+                }
             }
         }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(found)
     }
 }
