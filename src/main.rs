@@ -3,12 +3,15 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use tether::engine::run::{Run, RunStatus, TriggerEvent};
 use tether::expr::{Limits, ScriptEngine};
 use tether::store::{RunQuery, SledStore, Store};
+use tether::web::WebOptions;
+use tether::web::auth::TOKEN_ENV;
 use tether::workflow::{Env, load_paths};
 
 mod cli;
@@ -38,7 +41,8 @@ struct Cli {
 enum Command {
     /// Serve webhooks and the API, and run workflows until stopped.
     Serve {
-        /// Address and port to listen on.
+        /// Address and port to listen on. An address other than loopback
+        /// needs TETHER_API_TOKEN, which the API, pages and metrics then require.
         #[arg(long, default_value = "127.0.0.1:8080", env = "TETHER_LISTEN")]
         listen: SocketAddr,
         /// On SIGTERM or SIGINT, time steps in flight get to finish, such as `30s`.
@@ -210,6 +214,7 @@ async fn serve(
     listen: SocketAddr,
     grace: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
+    let options = web_options(listen, std::env::var(TOKEN_ENV).ok())?;
     let engine = tether::app::open(dir, data, &Env::from_process())?;
     engine.start()?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -221,19 +226,39 @@ async fn serve(
     // The listener stays open during the grace period, so new webhooks get
     // 503 instead of a refused connection while steps in flight finish.
     let (stop_listening, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tether::web::server::serve(
-        listener,
-        engine.clone(),
-        async {
+    let serving = Arc::clone(&engine);
+    let server = tokio::spawn(async move {
+        let stop = async {
             let _ = stopped.await;
-        },
-    ));
+        };
+        tether::web::server::serve_with(listener, serving, &options, stop).await
+    });
     shutdown_signal().await;
     engine.shutdown(grace).await;
     let _ = stop_listening.send(());
     server.await??;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Decides access control: off on a loopback address, and on elsewhere,
+/// where a missing token is an error.
+fn web_options(listen: SocketAddr, token: Option<String>) -> anyhow::Result<WebOptions> {
+    let token = token.filter(|token| !token.trim().is_empty());
+    if listen.ip().is_loopback() {
+        if token.is_some() {
+            tracing::info!(%listen, "{TOKEN_ENV} is set but unused: a loopback listener needs no token");
+        }
+        return Ok(WebOptions::default());
+    }
+    match token {
+        Some(token) => Ok(WebOptions {
+            api_token: Some(token),
+        }),
+        None => anyhow::bail!(
+            "listening on {listen}, which is not a loopback address, requires a token: set {TOKEN_ENV} to a long random value, or listen on 127.0.0.1"
+        ),
+    }
 }
 
 async fn shutdown_signal() {
@@ -397,7 +422,11 @@ async fn show_run(data: &Path, server: &str, run_id: &str) -> anyhow::Result<Exi
 
 async fn fetch_json(url: &str, data: &Path) -> anyhow::Result<serde_json::Value> {
     tether::app::install_tls_provider();
-    let response = reqwest::get(url).await.with_context(|| {
+    let mut request = reqwest::Client::new().get(url);
+    if let Ok(token) = std::env::var(TOKEN_ENV) {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.with_context(|| {
         format!(
             "could not open {} (missing, or held by a running server) and could not reach the server at {url}",
             data.display()

@@ -2,6 +2,7 @@
 //! JSON API under `/api/`, the dashboard pages, and `/healthz`.
 
 mod api;
+pub mod auth;
 mod hooks;
 mod pages;
 pub mod server;
@@ -19,11 +20,31 @@ use crate::engine::Engine;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// Credentials every request except webhooks and health checks must
+    /// carry; `None` turns access control off.
+    pub credentials: Option<auth::Credentials>,
+}
+
+/// Settings of the HTTP side.
+#[derive(Clone, Default)]
+pub struct WebOptions {
+    /// Token required on the API, pages and metrics; `None` leaves them
+    /// open, which `serve` allows only on a loopback address.
+    pub api_token: Option<String>,
+}
+
+/// Builds the router without access control, for loopback listeners.
+pub fn router(engine: Arc<Engine>) -> Router {
+    router_with(engine, &WebOptions::default())
 }
 
 /// Builds the router; tests call it directly or serve it on `127.0.0.1:0`.
-pub fn router(engine: Arc<Engine>) -> Router {
-    let state = AppState { engine };
+pub fn router_with(engine: Arc<Engine>, options: &WebOptions) -> Router {
+    let credentials = options.api_token.as_deref().map(auth::Credentials::new);
+    let state = AppState {
+        engine,
+        credentials,
+    };
     Router::new()
         .route(
             "/hooks/{*path}",
@@ -46,7 +67,12 @@ pub fn router(engine: Arc<Engine>) -> Router {
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
+        .route("/login", get(auth::login_page).post(auth::login))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ))
         .with_state(state)
 }
 

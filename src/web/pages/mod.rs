@@ -43,7 +43,10 @@ static TEMPLATE_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
 });
 
 /// Renders the template `name` with `context` into a 200 page.
-pub(super) fn render(name: &str, context: minijinja::Value) -> Result<Html<String>, PageError> {
+pub(in crate::web) fn render(
+    name: &str,
+    context: minijinja::Value,
+) -> Result<Html<String>, PageError> {
     let template = TEMPLATE_ENV
         .get_template(name)
         .map_err(PageError::internal)?;
@@ -53,7 +56,7 @@ pub(super) fn render(name: &str, context: minijinja::Value) -> Result<Html<Strin
 
 /// A failed page request, shown as an HTML page with the status.
 #[derive(Debug)]
-pub(super) struct PageError {
+pub(in crate::web) struct PageError {
     status: StatusCode,
     message: String,
 }
