@@ -84,6 +84,23 @@ async fn api_requires_bearer_token() {
 }
 
 #[tokio::test]
+async fn metrics_require_bearer_token() {
+    let server = with_token().await;
+    let url = format!("{}/metrics", server.base);
+
+    let missing = client().get(&url).send().await.expect("GET");
+    let right = client()
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET");
+
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(right.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn page_redirects_to_login() {
     let server = with_token().await;
 

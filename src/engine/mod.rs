@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::connector::HttpRuntime;
 use crate::expr::{Context, ScriptEngine};
+use crate::metrics::Metrics;
 use crate::store::{Inserted, Store, StoreError};
 use crate::trigger::schedule::{self, Clock, ScheduleBoard, SystemClock};
 use crate::workflow::Registry;
@@ -78,6 +79,7 @@ pub struct Engine {
     tasks: TaskTracker,
     /// Status of each schedule as its task last reported it.
     schedules: ScheduleBoard,
+    metrics: Metrics,
 }
 
 impl Engine {
@@ -99,6 +101,7 @@ impl Engine {
             stop_signal: watch::channel(false).0,
             tasks: TaskTracker::new(),
             schedules: ScheduleBoard::default(),
+            metrics: Metrics::new(),
         })
     }
 
@@ -111,6 +114,10 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Starts the dispatcher, the timers and the schedules, and queues the

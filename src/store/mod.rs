@@ -102,6 +102,10 @@ pub trait Store: Send + Sync + 'static {
     /// later.
     fn count_runs(&self, workflow: &str, status: RunStatus, since: DateTime<Utc>) -> Result<usize>;
 
+    /// Counts every run with `status`. Meant for the unfinished statuses,
+    /// whose runs are few; the time grows with the count.
+    fn count_in_status(&self, status: RunStatus) -> Result<usize>;
+
     /// Reads a small named value kept for the engine itself, such as the
     /// last tick a schedule fired or a poll cursor.
     fn get_state(&self, key: &str) -> Result<Option<Vec<u8>>>;

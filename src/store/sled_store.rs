@@ -304,6 +304,18 @@ impl Store for SledStore {
         Ok(count)
     }
 
+    fn count_in_status(&self, status: RunStatus) -> Result<usize> {
+        let mut count = 0;
+        for entry in self
+            .index
+            .scan_prefix(run_index::status_prefix(None, status))
+        {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     fn get_state(&self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.state.get(key.as_bytes())?.map(|value| value.to_vec()))
     }

@@ -9,13 +9,15 @@ pub mod server;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::engine::Engine;
+use crate::engine::run::RunStatus;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -67,6 +69,7 @@ pub fn router_with(engine: Arc<Engine>, options: &WebOptions) -> Router {
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
+        .route("/metrics", get(metrics))
         .route("/login", get(auth::login_page).post(auth::login))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(axum::middleware::from_fn_with_state(
@@ -74,6 +77,22 @@ pub fn router_with(engine: Arc<Engine>, options: &WebOptions) -> Router {
             auth::require,
         ))
         .with_state(state)
+}
+
+/// `GET /metrics`: refreshes the gauges read from the store, then encodes
+/// every metric in the Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let metrics = state.engine.metrics();
+    for status in RunStatus::ALL.into_iter().filter(|s| !s.is_terminal()) {
+        let count = state
+            .engine
+            .store()
+            .count_in_status(status)
+            .map_err(ApiError::internal)?;
+        metrics.set_unfinished(status, count);
+    }
+    let text = metrics.encode().map_err(ApiError::internal)?;
+    Ok(([(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 /// An error answer: the status and `{"error": "..."}`.
