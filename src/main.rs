@@ -48,6 +48,10 @@ enum Command {
         /// On SIGTERM or SIGINT, time steps in flight get to finish, such as `30s`.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         grace: std::time::Duration,
+        /// Finished runs older than this are deleted in the background, such
+        /// as `30d` or `12h`; `0s` keeps every run.
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        retain: std::time::Duration,
     },
     /// Validate workflow and connector files; exit 1 on any problem.
     Check {
@@ -158,7 +162,11 @@ fn init_logging(default: &str) {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { listen, grace } => serve(&cli.dir, &cli.data, listen, grace).await,
+        Command::Serve {
+            listen,
+            grace,
+            retain,
+        } => serve(&cli.dir, &cli.data, listen, grace, retain).await,
         Command::Retry {
             run_id,
             from_start,
@@ -213,10 +221,14 @@ async fn serve(
     data: &Path,
     listen: SocketAddr,
     grace: std::time::Duration,
+    retain: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
     let options = web_options(listen, std::env::var(TOKEN_ENV).ok())?;
     let engine = tether::app::open(dir, data, &Env::from_process())?;
     engine.start()?;
+    if !retain.is_zero() {
+        tether::engine::retention::start(&engine, retain);
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {

@@ -5,6 +5,7 @@ pub mod error;
 mod executor;
 pub mod recovery;
 pub mod redact;
+pub mod retention;
 pub mod run;
 mod step;
 mod timer;

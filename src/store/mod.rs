@@ -106,6 +106,11 @@ pub trait Store: Send + Sync + 'static {
     /// whose runs are few; the time grows with the count.
     fn count_in_status(&self, status: RunStatus) -> Result<usize>;
 
+    /// Deletes up to `limit` finished runs created before `cutoff`, oldest
+    /// first, with their trigger events, journals and index keys, and
+    /// returns how many it deleted. Unfinished runs are kept at any age.
+    fn delete_finished_before(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<usize>;
+
     /// Reads a small named value kept for the engine itself, such as the
     /// last tick a schedule fired or a poll cursor.
     fn get_state(&self, key: &str) -> Result<Option<Vec<u8>>>;

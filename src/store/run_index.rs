@@ -95,6 +95,23 @@ pub(super) fn write_header(
     Ok(())
 }
 
+/// Removes `run`'s header and index keys, inside a transaction over the
+/// `runs` and `run_index` trees.
+pub(super) fn remove_header(
+    runs: &TransactionalTree,
+    index: &TransactionalTree,
+    run: &Run,
+) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
+    runs.remove(run.id.as_bytes())?;
+    let mut workflow_key = workflow_prefix(&run.workflow);
+    workflow_key.extend_from_slice(run.id.as_bytes());
+    index.remove(workflow_key)?;
+    for key in status_keys(&run.id, &run.workflow, run.status) {
+        index.remove(key)?;
+    }
+    Ok(())
+}
+
 /// Adds the index keys of every stored run, for a store written before the
 /// index existed. Safe to repeat: it only inserts keys.
 pub(super) fn build(runs: &sled::Tree, index: &sled::Tree) -> Result<usize> {

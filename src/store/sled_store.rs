@@ -316,6 +316,30 @@ impl Store for SledStore {
         Ok(count)
     }
 
+    fn delete_finished_before(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<usize> {
+        let mut expired = Vec::new();
+        for entry in self.runs.range(..id_bound(cutoff).into_bytes()) {
+            if expired.len() >= limit {
+                break;
+            }
+            let (key, bytes) = entry?;
+            let run: Run = decode(&key, &bytes)?;
+            if run.status.is_terminal() {
+                expired.push(run);
+            }
+        }
+        for run in &expired {
+            // The journal and event go first: after a crash in between, the
+            // header still lists the run and the next pass deletes it again.
+            self.remove_steps(&run.id, "")?;
+            self.triggers.remove(run.id.as_bytes())?;
+            let outcome = (&self.runs, &self.index)
+                .transaction(|(runs, index)| run_index::remove_header(runs, index, run));
+            transaction_result(outcome)?;
+        }
+        Ok(expired.len())
+    }
+
     fn get_state(&self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.state.get(key.as_bytes())?.map(|value| value.to_vec()))
     }
