@@ -7,12 +7,14 @@
 //! - [`trigger`]: webhook verification and trigger events.
 //! - [`engine`]: runs, their journal, workers and retries.
 //! - [`store`]: the storage trait and its sled implementation.
-//! - [`web`]: the axum router for webhooks and the API.
+//! - [`web`]: the axum router for webhooks, the API and the dashboard.
+//! - [`metrics`]: Prometheus metrics of the engine and the listener.
 
 pub mod app;
 pub mod connector;
 pub mod engine;
 pub mod expr;
+pub mod metrics;
 pub mod store;
 pub mod trigger;
 pub mod web;

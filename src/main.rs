@@ -3,12 +3,15 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use tether::engine::run::{Run, RunStatus};
 use tether::expr::{Limits, ScriptEngine};
 use tether::store::{RunQuery, SledStore, Store};
+use tether::web::WebOptions;
+use tether::web::auth::TOKEN_ENV;
 use tether::workflow::{Env, load_paths};
 
 mod cli;
@@ -38,12 +41,17 @@ struct Cli {
 enum Command {
     /// Serve webhooks and the API, and run workflows until stopped.
     Serve {
-        /// Address and port to listen on.
+        /// Address and port to listen on. An address other than loopback
+        /// needs TETHER_API_TOKEN, which the API, pages and metrics then require.
         #[arg(long, default_value = "127.0.0.1:8080", env = "TETHER_LISTEN")]
         listen: SocketAddr,
         /// On SIGTERM or SIGINT, time steps in flight get to finish, such as `30s`.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         grace: std::time::Duration,
+        /// Finished runs older than this are deleted in the background, such
+        /// as `30d` or `12h`; `0s` keeps every run.
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        retain: std::time::Duration,
     },
     /// Validate workflow and connector files; exit 1 on any problem.
     Check {
@@ -157,7 +165,11 @@ fn init_logging(default: &str) {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { listen, grace } => serve(&cli.dir, &cli.data, listen, grace).await,
+        Command::Serve {
+            listen,
+            grace,
+            retain,
+        } => serve(&cli.dir, &cli.data, listen, grace, retain).await,
         Command::Retry {
             run_id,
             from_start,
@@ -193,6 +205,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 status,
                 before: None,
                 limit,
+                ..RunQuery::default()
             };
             list_runs(&cli.data, &server, &query, json).await
         }
@@ -213,9 +226,14 @@ async fn serve(
     data: &Path,
     listen: SocketAddr,
     grace: std::time::Duration,
+    retain: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
+    let options = web_options(listen, std::env::var(TOKEN_ENV).ok())?;
     let engine = tether::app::open(dir, data, &Env::from_process())?;
     engine.start()?;
+    if !retain.is_zero() {
+        tether::engine::retention::start(&engine, retain);
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
@@ -225,13 +243,13 @@ async fn serve(
     // The listener stays open during the grace period, so new webhooks get
     // 503 instead of a refused connection while steps in flight finish.
     let (stop_listening, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tether::web::server::serve(
-        listener,
-        engine.clone(),
-        async {
+    let serving = Arc::clone(&engine);
+    let server = tokio::spawn(async move {
+        let stop = async {
             let _ = stopped.await;
-        },
-    ));
+        };
+        tether::web::server::serve_with(listener, serving, &options, stop).await
+    });
     tokio::spawn(tether::app::watch(engine.clone(), dir.to_path_buf()));
     shutdown_signal().await;
     engine.shutdown(grace).await;
@@ -239,6 +257,26 @@ async fn serve(
     server.await??;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Decides access control: off on a loopback address, and on elsewhere,
+/// where a missing token is an error.
+fn web_options(listen: SocketAddr, token: Option<String>) -> anyhow::Result<WebOptions> {
+    let token = token.filter(|token| !token.trim().is_empty());
+    if listen.ip().is_loopback() {
+        if token.is_some() {
+            tracing::info!(%listen, "{TOKEN_ENV} is set but unused: a loopback listener needs no token");
+        }
+        return Ok(WebOptions::default());
+    }
+    match token {
+        Some(token) => Ok(WebOptions {
+            api_token: Some(token),
+        }),
+        None => anyhow::bail!(
+            "listening on {listen}, which is not a loopback address, requires a token: set {TOKEN_ENV} to a long random value, or listen on 127.0.0.1"
+        ),
+    }
 }
 
 async fn shutdown_signal() {
@@ -368,7 +406,11 @@ async fn show_run(data: &Path, server: &str, run_id: &str) -> anyhow::Result<Exi
 
 async fn fetch_json(url: &str, data: &Path) -> anyhow::Result<serde_json::Value> {
     tether::app::install_tls_provider();
-    let response = reqwest::get(url).await.with_context(|| {
+    let mut request = reqwest::Client::new().get(url);
+    if let Ok(token) = std::env::var(TOKEN_ENV) {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.with_context(|| {
         format!(
             "could not open {} (missing, or held by a running server) and could not reach the server at {url}",
             data.display()

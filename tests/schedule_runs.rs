@@ -98,6 +98,7 @@ impl Setup {
             status: None,
             before: None,
             limit: 1000,
+            ..RunQuery::default()
         };
         let headers = self.store.list_runs(&query).expect("listing runs");
         let mut runs: Vec<Run> = headers

@@ -94,6 +94,9 @@ pub(super) async fn post(server: &str, path: &str, body: &Value) -> anyhow::Resu
     tether::app::install_tls_provider();
     let url = format!("{}{path}", server.trim_end_matches('/'));
     let mut request = reqwest::Client::new().post(&url);
+    if let Ok(token) = std::env::var(tether::web::auth::TOKEN_ENV) {
+        request = request.bearer_auth(token);
+    }
     if !body.is_null() {
         request = request.json(body);
     }

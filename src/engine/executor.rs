@@ -50,6 +50,9 @@ pub(crate) async fn execute_run(engine: &Engine, mut run: Run) -> Result<Run, En
     run.wake_at = None;
     run.started_at.get_or_insert_with(Utc::now);
     engine.save_header(&run)?;
+    if !resumed {
+        engine.metrics().run_started(&workflow.name);
+    }
     tracing::info!(run_id, workflow = %workflow.name, resumed, "run started");
 
     let mut walk = Walk::new(engine, &workflow, &run);
@@ -142,6 +145,9 @@ async fn finish(
     run.error = error.map(|e| redactor.text(&e));
     run.finished_at = Some(Utc::now());
     run.wake_at = None;
+    // Counted before the header is saved, so a client that reads the
+    // terminal status finds the run counted in the metrics too.
+    engine.metrics().run_finished(&run.workflow, status);
     engine.save_header(run)?;
     if engine.is_cancelled(&run.id) {
         // An operator cancelled the run while its last step ran; the stored

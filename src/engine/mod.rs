@@ -7,6 +7,7 @@ mod executor;
 mod flow;
 pub mod recovery;
 pub mod redact;
+pub mod retention;
 pub mod run;
 mod step;
 mod timer;
@@ -26,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use crate::connector::HttpRuntime;
 use crate::connector::native::{self, NativeConnector};
 use crate::expr::{Context, ScriptEngine};
+use crate::metrics::Metrics;
 use crate::store::{Inserted, Store, StoreError};
 use crate::trigger::schedule::{self, Clock, ScheduleBoard, SystemClock};
 use crate::workflow::{Registry, Workflow};
@@ -96,6 +98,7 @@ pub struct Engine {
     /// Status of each schedule as its task last reported it.
     schedules: ScheduleBoard,
     waiters: waiters::Waiters,
+    metrics: Metrics,
 }
 
 impl Engine {
@@ -144,6 +147,7 @@ impl Engine {
             tasks: TaskTracker::new(),
             schedules: ScheduleBoard::default(),
             waiters: waiters::Waiters::default(),
+            metrics: Metrics::new(),
         })
     }
 
@@ -260,6 +264,10 @@ impl Engine {
 
     pub(crate) fn scripts(&self) -> &ScriptEngine {
         &self.scripts
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Starts the dispatcher, the timers, the schedules and the polls, and queues the

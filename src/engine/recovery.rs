@@ -103,6 +103,7 @@ impl Engine {
             status: Some(status),
             before: None,
             limit: PAGE,
+            ..RunQuery::default()
         };
         loop {
             let page = self.store.list_runs(&query)?;

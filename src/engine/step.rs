@@ -152,6 +152,7 @@ async fn attempts(
     let (workflow, step, run_id) = (scope.workflow, scope.step, scope.run_id);
     let policy = step.retry.as_ref().unwrap_or(&workflow.retry);
     let redactor = engine.registry().redactor.clone();
+    let operation = operation_name(step);
 
     if let Some(wake_at) = record.wake_at {
         if wake_at > Utc::now() {
@@ -177,7 +178,10 @@ async fn attempts(
         }
 
         let span = tracing::info_span!("step", run_id, workflow = %workflow.name, step = %step.id, attempt = number);
+        let started = std::time::Instant::now();
         let result = attempt(engine, scope, record).instrument(span).await;
+        let seconds = started.elapsed().as_secs_f64();
+        engine.metrics().step_attempted(&operation, seconds);
         if let Some(last) = record.attempts.last_mut() {
             last.finished_at = Some(Utc::now());
         }
@@ -215,6 +219,7 @@ async fn attempts(
         };
 
         tracing::warn!(run_id, workflow = %workflow.name, step = %step.id, attempt = number, error = %message, wait_ms = wait.as_millis() as u64, "step failed, retrying");
+        engine.metrics().step_retried(&operation);
         let wake_at =
             Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
         if wait > MAX_WAIT_IN_WORKER.min(policy.max_backoff) || engine.is_stopping() {
@@ -253,6 +258,19 @@ fn random_fraction() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     f64::from(nanos % 1_000_000) / 1_000_000.0
+}
+
+/// Returns the metrics label of a step's work: `connector.operation` or
+/// `script`.
+fn operation_name(step: &Step) -> String {
+    match &step.kind {
+        StepKind::Uses {
+            connector,
+            operation,
+            ..
+        } => format!("{connector}.{operation}"),
+        _ => "script".to_string(),
+    }
 }
 
 async fn attempt(engine: &Engine, scope: &StepScope<'_>, record: &mut StepRecord) -> AttemptResult {

@@ -7,11 +7,13 @@
 //! result before the next step calls a remote side).
 
 mod commit;
+mod run_index;
 mod sled_store;
 
 pub use sled_store::{CommitMode, SledStore};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::engine::run::{Run, RunStatus, StepRecord, TriggerEvent};
 
@@ -70,7 +72,25 @@ pub struct RunQuery {
     pub status: Option<RunStatus>,
     /// Only runs whose id sorts before this one (cursor pagination).
     pub before: Option<String>,
+    /// Only runs created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only runs created before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only runs whose stored trigger event contains this text, compared
+    /// without regard to ASCII case. The event is JSON, so a quote or a
+    /// backslash matches only in its escaped form.
+    pub text: Option<String>,
     pub limit: usize,
+}
+
+/// Returns the smallest run id created at `time` or later. Run ids are
+/// UUIDv7 in text form, whose first 12 hex digits are the creation time in
+/// Unix milliseconds, so this prefix bounds a range of ids by time.
+pub fn id_bound(time: DateTime<Utc>) -> String {
+    let millis = u64::try_from(time.timestamp_millis()).unwrap_or(0);
+    let high = (millis >> 16) & 0xffff_ffff;
+    let low = millis & 0xffff;
+    format!("{high:08x}-{low:04x}")
 }
 
 #[async_trait]
@@ -120,6 +140,19 @@ pub trait Store: Send + Sync + 'static {
     /// Lists run headers, newest first, without their steps and trigger
     /// events.
     fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>>;
+
+    /// Counts the runs of `workflow` with `status` created at `since` or
+    /// later.
+    fn count_runs(&self, workflow: &str, status: RunStatus, since: DateTime<Utc>) -> Result<usize>;
+
+    /// Counts every run with `status`. Meant for the unfinished statuses,
+    /// whose runs are few; the time grows with the count.
+    fn count_in_status(&self, status: RunStatus) -> Result<usize>;
+
+    /// Deletes up to `limit` finished runs created before `cutoff`, oldest
+    /// first, with their trigger events, journals and index keys, and
+    /// returns how many it deleted. Unfinished runs are kept at any age.
+    fn delete_finished_before(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<usize>;
 
     /// Reads a small named value kept for the engine itself, such as the
     /// last tick a schedule fired or a poll cursor.

@@ -4,21 +4,25 @@
 //! the event that started it, written once; `steps` maps
 //! `<run id>/<step path, numbers zero-padded>` to a step record; `dedup` maps
 //! `<workflow>\0<deduplication key>` to the id of the run it started;
-//! `state` holds small named values of the engine; `kv` holds the `kv`
-//! connector's values and `kv_applied` the result of each write by its
-//! idempotency key. Run ids
+//! `claimed_at` when each deduplication key was claimed; `state` holds
+//! small named values of the engine; `kv` holds the `kv` connector's values
+//! and `kv_applied` the result of each write by its idempotency key;
+//! `run_index` holds the keys described in [`super::run_index`]. Run ids
 //! are time-ordered, so the `runs` tree iterates oldest to newest.
 
 use std::path::Path;
 
 use async_trait::async_trait;
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionResult};
 
 use super::commit::GroupCommit;
-use super::{Inserted, KvWrite, Result, RunQuery, Store, StoreError};
-use crate::engine::run::{Run, StepRecord, TriggerEvent, path_sort_key};
+use super::run_index;
+use super::{Inserted, KvWrite, Result, RunQuery, Store, StoreError, id_bound};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+
+use crate::engine::run::{Run, RunStatus, StepRecord, TriggerEvent, path_sort_key};
 
 /// How writers wait for their writes to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,6 +46,7 @@ pub struct SledStore {
     state: sled::Tree,
     kv: sled::Tree,
     kv_applied: sled::Tree,
+    index: sled::Tree,
     commit: GroupCommit,
 }
 
@@ -62,6 +67,16 @@ impl SledStore {
         let claimed_at = db.open_tree("claimed_at")?;
         let kv = db.open_tree("kv")?;
         let kv_applied = db.open_tree("kv_applied")?;
+        let index = db.open_tree("run_index")?;
+        if state.get(run_index::BUILT_MARKER)?.is_none() {
+            let count = run_index::build(&runs, &index)?;
+            state.insert(run_index::BUILT_MARKER, &[])?;
+            db.flush()?;
+            tracing::info!(
+                runs = count,
+                "built the run index for runs stored before it existed"
+            );
+        }
         let commit = GroupCommit::start(db.clone());
         Ok(SledStore {
             db,
@@ -74,8 +89,51 @@ impl SledStore {
             state,
             kv,
             kv_applied,
+            index,
             commit,
         })
+    }
+
+    /// Appends the run stored under `key` to `found` when it matches
+    /// `query`. Workflow and status are checked here because the scan
+    /// without an index relies on it.
+    fn collect(
+        &self,
+        key: &[u8],
+        bytes: &[u8],
+        query: &RunQuery,
+        needle: Option<&str>,
+        found: &mut Vec<Run>,
+    ) -> Result<()> {
+        let run: Run = decode(key, bytes)?;
+        let workflow_matches = query.workflow.as_deref().is_none_or(|w| w == run.workflow);
+        let status_matches = query.status.is_none_or(|s| s == run.status);
+        if !(workflow_matches && status_matches) {
+            return Ok(());
+        }
+        if let Some(needle) = needle
+            && !self.trigger_contains(key, needle)?
+        {
+            return Ok(());
+        }
+        found.push(run);
+        Ok(())
+    }
+
+    /// Whether the stored trigger event of run `key` contains `needle`,
+    /// which must be in lower case.
+    fn trigger_contains(&self, key: &[u8], needle: &str) -> Result<bool> {
+        let Some(event) = self.triggers.get(key)? else {
+            return Ok(false);
+        };
+        let needle = needle.as_bytes();
+        if needle.is_empty() {
+            return Ok(true);
+        }
+        let found = event
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle));
+        Ok(found)
     }
 
     /// Flushes without going through the group-commit thread, for shutdown.
@@ -98,6 +156,28 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T>
 
 fn header_bytes(run: &Run) -> Result<Vec<u8>> {
     run.header_json().map_err(StoreError::Encode)
+}
+
+/// Returns the range of run ids a query covers, as `lower..upper` bounds.
+fn id_range(query: &RunQuery) -> (Vec<u8>, Vec<u8>) {
+    let lower = query.since.map(id_bound).unwrap_or_default();
+    let mut upper = query
+        .until
+        .map_or_else(|| vec![0xff], |until| id_bound(until).into_bytes());
+    if let Some(before) = &query.before
+        && before.as_bytes() < upper.as_slice()
+    {
+        upper = before.as_bytes().to_vec();
+    }
+    (lower.into_bytes(), upper)
+}
+
+fn transaction_result<T>(outcome: TransactionResult<T, StoreError>) -> Result<T> {
+    match outcome {
+        Ok(value) => Ok(value),
+        Err(TransactionError::Abort(error)) => Err(error),
+        Err(TransactionError::Storage(error)) => Err(error.into()),
+    }
 }
 
 /// The value a `kv` write leaves (`None` removes the key) and what the
@@ -158,34 +238,29 @@ impl Store for SledStore {
     async fn insert_run(&self, run: &Run, dedup: Option<&str>) -> Result<Inserted> {
         let header = header_bytes(run)?;
         let trigger = encode(&run.trigger)?;
-        let inserted = match dedup {
-            None => {
-                self.triggers.insert(run.id.as_bytes(), trigger)?;
-                self.runs.insert(run.id.as_bytes(), header)?;
-                Inserted::New
-            }
-            Some(key) => {
-                let claim = dedup_key(&run.workflow, key);
-                let now = unix_seconds();
-                let trees = (&self.runs, &self.triggers, &self.dedup, &self.claimed_at);
-                let outcome = trees.transaction(|(runs, triggers, dedup, claimed_at)| {
-                    if let Some(first) = dedup.get(&claim)? {
-                        let first = String::from_utf8_lossy(&first).into_owned();
-                        return Ok(Inserted::Duplicate(first));
-                    }
-                    dedup.insert(claim.as_slice(), run.id.as_bytes())?;
-                    claimed_at.insert(claim.as_slice(), &now)?;
-                    triggers.insert(run.id.as_bytes(), trigger.as_slice())?;
-                    runs.insert(run.id.as_bytes(), header.as_slice())?;
-                    Ok::<_, ConflictableTransactionError<StoreError>>(Inserted::New)
-                });
-                match outcome {
-                    Ok(inserted) => inserted,
-                    Err(TransactionError::Abort(error)) => return Err(error),
-                    Err(TransactionError::Storage(error)) => return Err(error.into()),
+        let claim = dedup.map(|key| dedup_key(&run.workflow, key));
+        let now = unix_seconds();
+        let trees = (
+            &self.runs,
+            &self.triggers,
+            &self.dedup,
+            &self.index,
+            &self.claimed_at,
+        );
+        let outcome = trees.transaction(|(runs, triggers, dedup, index, claimed_at)| {
+            if let Some(claim) = &claim {
+                if let Some(first) = dedup.get(claim)? {
+                    let first = String::from_utf8_lossy(&first).into_owned();
+                    return Ok(Inserted::Duplicate(first));
                 }
+                dedup.insert(claim.as_slice(), run.id.as_bytes())?;
+                claimed_at.insert(claim.as_slice(), &now)?;
             }
-        };
+            triggers.insert(run.id.as_bytes(), trigger.as_slice())?;
+            run_index::write_header(runs, index, run, &header)?;
+            Ok(Inserted::New)
+        });
+        let inserted = transaction_result(outcome)?;
         // A duplicate waits too: the first copy may not be on disk yet, and
         // answering before it is could lose an event the sender saw
         // acknowledged.
@@ -227,8 +302,10 @@ impl Store for SledStore {
     }
 
     fn save_run(&self, run: &Run) -> Result<()> {
-        self.runs.insert(run.id.as_bytes(), header_bytes(run)?)?;
-        Ok(())
+        let header = header_bytes(run)?;
+        let outcome = (&self.runs, &self.index)
+            .transaction(|(runs, index)| run_index::write_header(runs, index, run, &header));
+        transaction_result(outcome)
     }
 
     fn save_trigger(&self, run_id: &str, trigger: &TriggerEvent) -> Result<()> {
@@ -280,27 +357,87 @@ impl Store for SledStore {
         Ok(Some(run))
     }
 
-    // TODO: filtering scans headers newest first; an index by workflow and
-    // status keeps this fast once history holds millions of runs.
     fn list_runs(&self, query: &RunQuery) -> Result<Vec<Run>> {
-        let entries = match &query.before {
-            Some(before) => self.runs.range(..before.as_bytes().to_vec()),
-            None => self.runs.iter(),
+        let (lower, upper) = id_range(query);
+        // NOTE: text search reads the trigger event of every run the other
+        // filters let through, so a rare text in a long history is slow.
+        let needle = query.text.as_deref().map(str::to_ascii_lowercase);
+        let prefix = match (&query.workflow, query.status) {
+            (workflow, Some(status)) => Some(run_index::status_prefix(workflow.as_deref(), status)),
+            (Some(workflow), None) => Some(run_index::workflow_prefix(workflow)),
+            (None, None) => None,
         };
         let mut found = Vec::new();
-        for entry in entries.rev() {
+        let Some(prefix) = prefix else {
+            for entry in self.runs.range(lower..upper).rev() {
+                if found.len() >= query.limit {
+                    break;
+                }
+                let (key, bytes) = entry?;
+                self.collect(&key, &bytes, query, needle.as_deref(), &mut found)?;
+            }
+            return Ok(found);
+        };
+        let range = [prefix.as_slice(), &lower].concat()..[prefix.as_slice(), &upper].concat();
+        for entry in self.index.range(range).rev() {
             if found.len() >= query.limit {
+                break;
+            }
+            let (key, _) = entry?;
+            let run_id = run_index::run_id_of(&key);
+            if let Some(bytes) = self.runs.get(run_id)? {
+                self.collect(run_id, &bytes, query, needle.as_deref(), &mut found)?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn count_runs(&self, workflow: &str, status: RunStatus, since: DateTime<Utc>) -> Result<usize> {
+        let prefix = run_index::status_prefix(Some(workflow), status);
+        let lower = [prefix.as_slice(), id_bound(since).as_bytes()].concat();
+        let upper = [prefix.as_slice(), &[0xff]].concat();
+        let mut count = 0;
+        for entry in self.index.range(lower..upper) {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn count_in_status(&self, status: RunStatus) -> Result<usize> {
+        let mut count = 0;
+        for entry in self
+            .index
+            .scan_prefix(run_index::status_prefix(None, status))
+        {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn delete_finished_before(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<usize> {
+        let mut expired = Vec::new();
+        for entry in self.runs.range(..id_bound(cutoff).into_bytes()) {
+            if expired.len() >= limit {
                 break;
             }
             let (key, bytes) = entry?;
             let run: Run = decode(&key, &bytes)?;
-            let workflow_matches = query.workflow.as_deref().is_none_or(|w| w == run.workflow);
-            let status_matches = query.status.is_none_or(|s| s == run.status);
-            if workflow_matches && status_matches {
-                found.push(run);
+            if run.status.is_terminal() {
+                expired.push(run);
             }
         }
-        Ok(found)
+        for run in &expired {
+            // The journal and event go first: after a crash in between, the
+            // header still lists the run and the next pass deletes it again.
+            self.remove_steps(&run.id, "")?;
+            self.triggers.remove(run.id.as_bytes())?;
+            let outcome = (&self.runs, &self.index)
+                .transaction(|(runs, index)| run_index::remove_header(runs, index, run));
+            transaction_result(outcome)?;
+        }
+        Ok(expired.len())
     }
 
     fn kv_get(&self, key: &str) -> Result<Option<Value>> {
@@ -352,13 +489,17 @@ impl Store for SledStore {
 
     fn unfinished_runs(&self) -> Result<Vec<Run>> {
         let mut found = Vec::new();
-        for entry in self.runs.iter() {
-            let (key, bytes) = entry?;
-            let run: Run = decode(&key, &bytes)?;
-            if !run.status.is_terminal() {
-                found.push(run);
+        for status in RunStatus::ALL.into_iter().filter(|s| !s.is_terminal()) {
+            let prefix = run_index::status_prefix(None, status);
+            for entry in self.index.scan_prefix(prefix) {
+                let (key, _) = entry?;
+                let run_id = run_index::run_id_of(&key);
+                if let Some(bytes) = self.runs.get(run_id)? {
+                    found.push(decode::<Run>(run_id, &bytes)?);
+                }
             }
         }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(found)
     }
 }

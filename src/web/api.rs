@@ -43,6 +43,7 @@ pub(super) async fn list_runs(
         status,
         before: params.before.filter(|b| !b.is_empty()),
         limit,
+        ..RunQuery::default()
     };
     let runs = state
         .engine
@@ -121,7 +122,7 @@ pub(super) async fn list_workflows(State(state): State<AppState>) -> Json<Value>
 /// Describes a schedule trigger and its task's status as JSON, with times
 /// in UTC. Until the scheduler reports, and without a running scheduler,
 /// `next_fire` is computed from the current time.
-fn schedule_json(trigger: &ScheduleTrigger, status: Option<ScheduleStatus>) -> Value {
+pub(super) fn schedule_json(trigger: &ScheduleTrigger, status: Option<ScheduleStatus>) -> Value {
     let schedule = &trigger.schedule;
     let status = status.unwrap_or_default();
     let next_fire = match (&status.error, status.next_fire) {

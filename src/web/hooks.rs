@@ -17,9 +17,44 @@ use crate::trigger::webhook;
 use crate::workflow::Trigger;
 use crate::workflow::model::Respond;
 
+/// Handles a webhook delivery and counts its outcome in the metrics.
 pub(super) async fn receive(
     State(state): State<AppState>,
     Path(path): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let full_path = format!("/hooks/{path}");
+    let outcome = handle(&state, &full_path, uri, headers, body).await;
+    let metrics = state.engine.metrics();
+    match &outcome {
+        Ok(_) => {
+            let registry = state.engine.registry();
+            let workflow = registry.hooks.get(&full_path).map_or("", String::as_str);
+            metrics.webhook_acknowledged(workflow);
+        }
+        Err(error) => metrics.webhook_rejected(rejection_reason(error.status)),
+    }
+    outcome
+}
+
+/// Names the reason of a rejected delivery for the metrics, from its
+/// status.
+fn rejection_reason(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "invalid_signature",
+        StatusCode::NOT_FOUND => "unknown_path",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::BAD_REQUEST => "invalid_body",
+        StatusCode::SERVICE_UNAVAILABLE => "shutting_down",
+        _ => "internal_error",
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    full_path: &str,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
@@ -28,11 +63,10 @@ pub(super) async fn receive(
         let message = "the server is shutting down; deliver the event again later";
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message));
     }
-    let full_path = format!("/hooks/{path}");
     let registry = state.engine.registry();
     let Some(workflow) = registry
         .hooks
-        .get(&full_path)
+        .get(full_path)
         .and_then(|name| registry.workflow(name))
     else {
         tracing::debug!(path = %full_path, "webhook for unknown path");

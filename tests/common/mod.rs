@@ -77,9 +77,8 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(project: &Project, env: Env) -> Self {
-        let data = TempDir::new().expect("creating the data directory");
-        let engine =
-            tether::app::open(project.path(), data.path(), &env).expect("opening the engine");
+        let server = Self::start_with_problems(project, env).await;
+        let engine = &server.engine;
         assert!(
             engine.registry().problems.is_empty(),
             "bundled files have problems: {:?}",
@@ -90,6 +89,14 @@ impl TestServer {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
         );
+        server
+    }
+
+    /// Starts the server even when some files fail validation.
+    pub async fn start_with_problems(project: &Project, env: Env) -> Self {
+        let data = TempDir::new().expect("creating the data directory");
+        let engine =
+            tether::app::open(project.path(), data.path(), &env).expect("opening the engine");
         engine.start().expect("starting the engine");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -141,6 +148,13 @@ impl TestServer {
             .send()
             .await
             .expect("sending the webhook")
+    }
+
+    /// Fetches a page and returns its status and HTML.
+    pub async fn get_page(&self, path: &str) -> (StatusCode, String) {
+        let response = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = response.status();
+        (status, response.text().await.expect("a text answer"))
     }
 
     pub async fn get_json(&self, path: &str) -> Value {

@@ -268,6 +268,7 @@ impl ScheduleTask {
                     status: Some(status),
                     before: None,
                     limit: 1,
+                    ..RunQuery::default()
                 };
                 match self.engine.store().list_runs(&query) {
                     Ok(runs) => !runs.is_empty(),

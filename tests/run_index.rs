@@ -1,0 +1,142 @@
+//! The store's run index on real sled files: status changes move a run
+//! between status lists, and a store written before the index gets one.
+
+use chrono::{Duration, Utc};
+use tempfile::TempDir;
+use tether::engine::run::{Run, RunStatus, TriggerEvent};
+use tether::store::{RunQuery, SledStore, Store};
+
+fn run_of(workflow: &str) -> Run {
+    Run::new(workflow, TriggerEvent::manual(serde_json::json!({})))
+}
+
+fn ids(store: &SledStore, workflow: Option<&str>, status: Option<RunStatus>) -> Vec<String> {
+    let query = RunQuery {
+        workflow: workflow.map(str::to_string),
+        status,
+        limit: 100,
+        ..RunQuery::default()
+    };
+    let runs = store.list_runs(&query).expect("listing runs");
+    runs.into_iter().map(|run| run.id).collect()
+}
+
+#[tokio::test]
+async fn status_change_moves_index_entry() {
+    let dir = TempDir::new().expect("temporary directory");
+    let store = SledStore::open(dir.path()).expect("opening the store");
+    let mut run = run_of("place");
+    store.insert_run(&run, None).await.expect("inserting");
+
+    run.status = RunStatus::Failed;
+    store.save_run(&run).expect("saving");
+
+    assert!(ids(&store, None, Some(RunStatus::Queued)).is_empty());
+    assert_eq!(
+        ids(&store, None, Some(RunStatus::Failed)),
+        vec![run.id.clone()]
+    );
+    let by_both = ids(&store, Some("place"), Some(RunStatus::Failed));
+    assert_eq!(by_both, vec![run.id.clone()]);
+    assert!(ids(&store, Some("other"), Some(RunStatus::Failed)).is_empty());
+    assert_eq!(ids(&store, Some("place"), None), vec![run.id.clone()]);
+}
+
+#[tokio::test]
+async fn index_lists_newest_first_with_cursor() {
+    let dir = TempDir::new().expect("temporary directory");
+    let store = SledStore::open(dir.path()).expect("opening the store");
+    let mut inserted = Vec::new();
+    for _ in 0..5 {
+        let mut run = run_of("place");
+        run.status = RunStatus::Succeeded;
+        store.insert_run(&run, None).await.expect("inserting");
+        inserted.push(run.id);
+    }
+
+    let query = RunQuery {
+        status: Some(RunStatus::Succeeded),
+        before: Some(inserted[3].clone()),
+        limit: 2,
+        ..RunQuery::default()
+    };
+    let page: Vec<String> = store
+        .list_runs(&query)
+        .expect("listing")
+        .into_iter()
+        .map(|run| run.id)
+        .collect();
+
+    assert_eq!(page, vec![inserted[2].clone(), inserted[1].clone()]);
+}
+
+#[tokio::test]
+async fn count_runs_honours_since() {
+    let dir = TempDir::new().expect("temporary directory");
+    let store = SledStore::open(dir.path()).expect("opening the store");
+    for status in [
+        RunStatus::Succeeded,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+    ] {
+        let mut run = run_of("place");
+        run.status = status;
+        store.insert_run(&run, None).await.expect("inserting");
+    }
+    let hour_ago = Utc::now() - Duration::hours(1);
+    let in_an_hour = Utc::now() + Duration::hours(1);
+
+    let succeeded = store.count_runs("place", RunStatus::Succeeded, hour_ago);
+    let failed = store.count_runs("place", RunStatus::Failed, hour_ago);
+    let later = store.count_runs("place", RunStatus::Succeeded, in_an_hour);
+
+    assert_eq!(succeeded.expect("counting"), 2);
+    assert_eq!(failed.expect("counting"), 1);
+    assert_eq!(later.expect("counting"), 0);
+}
+
+#[tokio::test]
+async fn unfinished_runs_come_from_index() {
+    let dir = TempDir::new().expect("temporary directory");
+    let store = SledStore::open(dir.path()).expect("opening the store");
+    let queued = run_of("place");
+    let mut finished = run_of("place");
+    finished.status = RunStatus::Succeeded;
+    let mut waiting = run_of("place");
+    waiting.status = RunStatus::Waiting;
+    for run in [&queued, &finished, &waiting] {
+        store.insert_run(run, None).await.expect("inserting");
+    }
+
+    let unfinished: Vec<String> = store
+        .unfinished_runs()
+        .expect("listing unfinished runs")
+        .into_iter()
+        .map(|run| run.id)
+        .collect();
+
+    assert_eq!(unfinished, vec![queued.id, waiting.id]);
+}
+
+#[test]
+fn old_store_gets_index_on_open() {
+    let dir = TempDir::new().expect("temporary directory");
+    let mut run = run_of("place");
+    run.status = RunStatus::Failed;
+    {
+        let db = sled::open(dir.path()).expect("opening sled");
+        let runs = db.open_tree("runs").expect("runs tree");
+        let header = run.header_json().expect("encoding the header");
+        runs.insert(run.id.as_bytes(), header)
+            .expect("writing a header");
+        db.flush().expect("flushing");
+    }
+
+    let store = SledStore::open(dir.path()).expect("opening the store");
+
+    assert_eq!(
+        ids(&store, None, Some(RunStatus::Failed)),
+        vec![run.id.clone()]
+    );
+    assert_eq!(ids(&store, Some("place"), None), vec![run.id]);
+}
