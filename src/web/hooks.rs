@@ -116,7 +116,7 @@ async fn handle(
     match state.engine.submit(&workflow.name, event).await {
         Ok(Submitted::New(run_id)) => match trigger.respond {
             Respond::Accepted => Ok(accepted(&run_id)),
-            Respond::Sync(timeout) => respond_when_ended(&state, &run_id, timeout).await,
+            Respond::Sync(timeout) => respond_when_ended(state, &run_id, timeout).await,
         },
         Ok(Submitted::Duplicate(run_id)) => {
             let body = serde_json::json!({ "run_id": run_id, "duplicate": true });
