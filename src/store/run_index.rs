@@ -95,6 +95,43 @@ pub(super) fn write_header(
     Ok(())
 }
 
+/// Writes `run`'s header and index keys without a transaction, which costs
+/// far less under many concurrent writers. New keys go in before the header
+/// and old ones come out after it, so a crash in between leaves at most
+/// stale keys: listing checks each run's status against its header, and
+/// resuming skips runs that have ended. Callers serialize writes of one
+/// run (the store holds a lock around this).
+pub(super) fn write_header_direct(
+    runs: &sled::Tree,
+    index: &sled::Tree,
+    run: &Run,
+    header: &[u8],
+) -> sled::Result<()> {
+    let previous = runs
+        .get(run.id.as_bytes())?
+        .and_then(|old| serde_json::from_slice::<HeaderStatus>(&old).ok())
+        .map(|old| old.status);
+    if previous == Some(run.status) {
+        runs.insert(run.id.as_bytes(), header)?;
+        return Ok(());
+    }
+    if previous.is_none() {
+        let mut key = workflow_prefix(&run.workflow);
+        key.extend_from_slice(run.id.as_bytes());
+        index.insert(key, &[])?;
+    }
+    for key in status_keys(&run.id, &run.workflow, run.status) {
+        index.insert(key, &[])?;
+    }
+    runs.insert(run.id.as_bytes(), header)?;
+    if let Some(old_status) = previous {
+        for key in status_keys(&run.id, &run.workflow, old_status) {
+            index.remove(key)?;
+        }
+    }
+    Ok(())
+}
+
 /// Removes `run`'s header and index keys, inside a transaction over the
 /// `runs` and `run_index` trees.
 pub(super) fn remove_header(

@@ -47,6 +47,9 @@ pub struct SledStore {
     kv: sled::Tree,
     kv_applied: sled::Tree,
     index: sled::Tree,
+    /// Serializes header writes that read the old status to update the
+    /// index without a sled transaction.
+    header_lock: std::sync::Mutex<()>,
     commit: GroupCommit,
 }
 
@@ -90,6 +93,7 @@ impl SledStore {
             kv,
             kv_applied,
             index,
+            header_lock: std::sync::Mutex::new(()),
             commit,
         })
     }
@@ -238,7 +242,17 @@ impl Store for SledStore {
     async fn insert_run(&self, run: &Run, dedup: Option<&str>) -> Result<Inserted> {
         let header = header_bytes(run)?;
         let trigger = encode(&run.trigger)?;
-        let claim = dedup.map(|key| dedup_key(&run.workflow, key));
+        let Some(dedup) = dedup else {
+            // A new run id: no other writer can touch this header yet.
+            self.triggers.insert(run.id.as_bytes(), trigger)?;
+            {
+                let _serial = self.header_lock.lock().unwrap_or_else(|p| p.into_inner());
+                run_index::write_header_direct(&self.runs, &self.index, run, &header)?;
+            }
+            self.sync().await?;
+            return Ok(Inserted::New);
+        };
+        let claim = Some(dedup_key(&run.workflow, dedup));
         let now = unix_seconds();
         let trees = (
             &self.runs,
@@ -303,9 +317,9 @@ impl Store for SledStore {
 
     fn save_run(&self, run: &Run) -> Result<()> {
         let header = header_bytes(run)?;
-        let outcome = (&self.runs, &self.index)
-            .transaction(|(runs, index)| run_index::write_header(runs, index, run, &header));
-        transaction_result(outcome)
+        let _serial = self.header_lock.lock().unwrap_or_else(|p| p.into_inner());
+        run_index::write_header_direct(&self.runs, &self.index, run, &header)?;
+        Ok(())
     }
 
     fn save_trigger(&self, run_id: &str, trigger: &TriggerEvent) -> Result<()> {
