@@ -115,7 +115,7 @@ impl HttpRuntime {
     }
 }
 
-/// The `rel="next"` URL of a response's `Link` header.
+/// Returns the `rel="next"` URL of a response's `Link` header.
 fn next_link(answer: &Value) -> Option<String> {
     let header = answer["headers"]["link"].as_str()?;
     header.split(',').find_map(|part| {

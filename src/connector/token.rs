@@ -15,7 +15,7 @@ use super::model::{Connector, TokenAuth};
 use crate::engine::error::StepError;
 use crate::expr::Context;
 
-/// Lifetime assumed when the endpoint does not say.
+/// Lifetime assumed when the endpoint's answer has none.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// Time allowed for a token request.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,8 +57,8 @@ impl TokenCache {
 }
 
 impl HttpRuntime {
-    /// The header that carries the connector's token, fetching a token if
-    /// none is cached or the cached one is about to expire.
+    /// Returns the header that carries the connector's token, fetching a
+    /// token if none is cached or the cached one is about to expire.
     pub(super) async fn token_header(
         &self,
         connector: &Connector,

@@ -64,7 +64,7 @@ pub(super) async fn submit(
     Ok(Submitted::New(run.id))
 }
 
-/// The run still waiting for events of this key, if any.
+/// Returns the run still waiting for events of this key, if any.
 fn pending_run(engine: &Engine, state: &str) -> Result<Option<String>, EngineError> {
     let Some(bytes) = engine.store.get_state(state)? else {
         return Ok(None);

@@ -348,8 +348,8 @@ impl Flow<'_, '_> {
 
 type StepResult = Result<(StepRecord, ListOutcome), EngineError>;
 
-/// How the nested parts of a step ended, folded into one result: the first
-/// failure wins, then a skip, cancel or shutdown, then the earliest wait.
+/// Outcomes of a step's nested parts folded into one: the first failure
+/// wins, then a skip, cancel or shutdown, then the earliest wait.
 #[derive(Default)]
 struct Fold {
     failure: Option<String>,

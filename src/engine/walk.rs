@@ -20,7 +20,7 @@ use crate::expr::{Context, Template, json_to_dynamic};
 use crate::workflow::checker::secrets_value;
 use crate::workflow::{Step, StepKind, Workflow};
 
-/// How a list of steps ended.
+/// Outcome of a list of steps.
 pub(crate) enum ListOutcome {
     Ended(StepOutcome),
     /// Cancelled by an operator: no further step starts.
@@ -37,8 +37,8 @@ pub(crate) struct Extras {
     pub error: Option<Dynamic>,
 }
 
-/// How starting a step went: it ran (or was skipped by its condition), or
-/// the list has to stop before it.
+/// Result of starting a step: it ran (or its condition skipped it), or the
+/// list stops before it.
 enum Started {
     Ran(Box<StepRecord>, ListOutcome),
     Stopped(ListOutcome),
@@ -97,7 +97,7 @@ impl<'a> Walk<'a> {
         self.base.set_shared("run", &run_value(run));
     }
 
-    /// The journal, ordered by path.
+    /// Returns the journal, ordered by path.
     pub(crate) fn into_records(self) -> Vec<StepRecord> {
         let journal = self
             .journal
@@ -220,7 +220,8 @@ impl<'a> Walk<'a> {
         Ok(Started::Ran(Box::new(record), outcome))
     }
 
-    /// The scope of a step: the run's values, `steps` so far, and extras.
+    /// Builds the scope of a step: the run's values, `steps` so far, and
+    /// extras.
     pub(crate) fn context(&self, outputs: &rhai::Map, extras: &Extras) -> Context {
         let mut context = self.base.clone();
         context.set_dynamic("steps", Dynamic::from_map(outputs.clone()));
@@ -248,7 +249,7 @@ impl<'a> Walk<'a> {
 
     /// Runs a failed step's `on_failure` steps with `error` in scope. When
     /// they succeed and the last one has `recover: true`, the step counts as
-    /// recovered with that step's output; otherwise the failure stands.
+    /// recovered with that step's output; otherwise the step stays failed.
     async fn handle_failure(
         &self,
         step: &Step,
@@ -423,7 +424,7 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// What every step of the run sees besides `steps`.
+/// Builds the values every step of the run reads besides `steps`.
 fn base_context(workflow: &Workflow, run: &Run) -> Context {
     let mut context = Context::new();
     context.set_shared("trigger", &run.trigger.to_scope_value());
