@@ -52,6 +52,7 @@ pub fn router_with(engine: Arc<Engine>, options: &WebOptions) -> Router {
             "/hooks/{*path}",
             post(hooks::receive).layer(DefaultBodyLimit::disable()),
         )
+        .route("/api/openapi.json", get(openapi))
         .route("/api/workflows", get(api::list_workflows))
         .route("/api/workflows/{name}/runs", post(api::start_run))
         .route("/api/runs", get(api::list_runs))
@@ -129,4 +130,14 @@ impl IntoResponse for ApiError {
         )
             .into_response()
     }
+}
+
+/// The OpenAPI 3.0 description of the HTTP API, kept next to the router.
+const OPENAPI: &str = include_str!("openapi/openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
 }
