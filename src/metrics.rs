@@ -50,6 +50,8 @@ pub struct Metrics {
     pub webhooks_rejected: Family<ReasonLabels, Counter>,
     /// Runs in each unfinished status; `queued` is the queue depth.
     pub runs_unfinished: Family<StatusLabels, Gauge>,
+    /// Seconds from a schedule tick's time to the start of its run.
+    pub schedule_lag: Family<WorkflowLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -104,8 +106,16 @@ impl Metrics {
             "Runs currently in each unfinished status, read from the store at scrape time",
             runs_unfinished.clone(),
         );
+        let schedule_lag: Family<WorkflowLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(lag_histogram);
+        registry.register(
+            "schedule_lag_seconds",
+            "Seconds between a schedule tick's time and the start of its run, by workflow",
+            schedule_lag.clone(),
+        );
         Metrics {
             registry,
+            schedule_lag,
             runs_started,
             runs_finished,
             step_duration,
@@ -122,6 +132,16 @@ impl Metrics {
             operation: operation.to_string(),
         };
         self.step_duration.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Records how late the run of a schedule tick started.
+    pub fn schedule_started(&self, workflow: &str, seconds: f64) {
+        let labels = WorkflowLabels {
+            workflow: workflow.to_string(),
+        };
+        self.schedule_lag
+            .get_or_create(&labels)
+            .observe(seconds.max(0.0));
     }
 
     pub fn step_retried(&self, operation: &str) {
@@ -185,3 +205,32 @@ fn step_histogram() -> Histogram {
 
 /// Content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Buckets from 10 ms to about 40 minutes: a late tick after downtime
+/// lands in the top ones.
+fn lag_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.01, 4.0, 10,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_lag_recorded_by_workflow() {
+        let metrics = Metrics::new();
+        metrics.schedule_started("nightly", 2.5);
+        metrics.schedule_started("nightly", -1.0);
+        let text = metrics.encode().expect("encoding");
+        assert!(
+            text.contains("tether_schedule_lag_seconds_count{workflow=\"nightly\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tether_schedule_lag_seconds_sum{workflow=\"nightly\"} 2.5"),
+            "{text}"
+        );
+    }
+}

@@ -52,6 +52,10 @@ pub(crate) async fn execute_run(engine: &Engine, mut run: Run) -> Result<Run, En
     engine.save_header(&run)?;
     if !resumed {
         engine.metrics().run_started(&workflow.name);
+        if let Some(tick) = run.trigger.scheduled_at {
+            let lag = (Utc::now() - tick).num_milliseconds() as f64 / 1000.0;
+            engine.metrics().schedule_started(&workflow.name, lag);
+        }
     }
     tracing::info!(run_id, workflow = %workflow.name, resumed, "run started");
 
