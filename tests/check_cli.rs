@@ -11,6 +11,7 @@ fn tether() -> Command {
     command
         .env("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET)
         .env("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN)
+        .envs(CONNECTOR_SECRETS)
         .env_remove("RUST_LOG");
     command
 }
@@ -86,6 +87,7 @@ fn missing_secret_is_named() {
         .arg(repo_root())
         .env_remove("SHOPIFY_WEBHOOK_SECRET")
         .env("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN)
+        .envs(CONNECTOR_SECRETS)
         .output()
         .expect("running tether check");
     let stdout = String::from_utf8_lossy(&output.stdout);

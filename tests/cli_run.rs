@@ -15,6 +15,7 @@ fn tether(project: &Project) -> Command {
         .arg(project.path())
         .env("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET)
         .env("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN)
+        .envs(CONNECTOR_SECRETS)
         .env_remove("RUST_LOG");
     command
 }

@@ -425,6 +425,7 @@ steps:
         .arg(project.path())
         .env("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET)
         .env("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN)
+        .envs(CONNECTOR_SECRETS)
         .output()
         .expect("running tether check");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -340,9 +340,24 @@ impl Supplier {
 
 /// The environment the bundled workflows need, pointing at `supplier`.
 pub fn shop_env(supplier: &Supplier) -> Env {
-    Env::from_pairs([
+    let mut pairs = vec![
         ("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET.to_string()),
         ("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN.to_string()),
         ("SUPPLIER_BASE_URL", supplier.url()),
-    ])
+    ];
+    pairs.extend(
+        CONNECTOR_SECRETS
+            .iter()
+            .map(|(name, value)| (*name, value.to_string())),
+    );
+    Env::from_pairs(pairs)
 }
+
+/// Secrets the bundled store and supplier connectors read, with test values.
+pub const CONNECTOR_SECRETS: [(&str, &str); 5] = [
+    ("SHOPIFY_ADMIN_TOKEN", "shpat_test_admin"),
+    ("WOOCOMMERCE_CONSUMER_KEY", "ck_test"),
+    ("WOOCOMMERCE_CONSUMER_SECRET", "cs_test"),
+    ("CJ_EMAIL", "ops@lumen-trail.example"),
+    ("CJ_API_KEY", "cj_test_key"),
+];
