@@ -3,6 +3,7 @@
 //! (`uses: kv.set`); their names are reserved.
 
 mod email;
+mod http;
 mod kv;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::engine::error::StepError;
 use crate::store::Store;
 
 pub use email::{EMAIL_OPERATIONS, Email};
+pub use http::{HTTP_OPERATIONS, Http};
 pub use kv::Kv;
 
 /// What a native call gets from the run that makes it.
@@ -40,7 +42,11 @@ pub trait NativeConnector: Send + Sync {
 
 /// The native connectors every engine has, configured from `env`.
 pub fn builtin(env: &crate::workflow::Env) -> Vec<Arc<dyn NativeConnector>> {
-    vec![Arc::new(Kv), Arc::new(Email::from_env(env))]
+    vec![
+        Arc::new(Kv),
+        Arc::new(Email::from_env(env)),
+        Arc::new(Http::new()),
+    ]
 }
 
 /// Operations of the native connector `name`, if there is one.
@@ -48,6 +54,7 @@ pub fn operations(name: &str) -> Option<&'static [&'static str]> {
     match name {
         "kv" => Some(Kv.operations()),
         "email" => Some(EMAIL_OPERATIONS),
+        "http" => Some(HTTP_OPERATIONS),
         _ => None,
     }
 }
