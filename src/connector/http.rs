@@ -318,7 +318,7 @@ impl HttpRuntime {
 
 /// The `response` value expressions see: status, lower-case headers and the
 /// body (parsed JSON when it parses, text otherwise).
-fn response_value(status: StatusCode, headers: &HeaderMap, bytes: &[u8]) -> Value {
+pub(crate) fn response_value(status: StatusCode, headers: &HeaderMap, bytes: &[u8]) -> Value {
     let body = serde_json::from_slice::<Value>(bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()));
     let headers: Map<String, Value> = headers
@@ -331,7 +331,12 @@ fn response_value(status: StatusCode, headers: &HeaderMap, bytes: &[u8]) -> Valu
     serde_json::json!({ "status": status.as_u16(), "headers": headers, "body": body })
 }
 
-fn status_error(name: &str, status: StatusCode, headers: &HeaderMap, bytes: &[u8]) -> StepError {
+pub(crate) fn status_error(
+    name: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> StepError {
     let body = excerpt(&String::from_utf8_lossy(bytes));
     let message = format!("{name}: HTTP {status}: {body}");
     let transient = status == StatusCode::REQUEST_TIMEOUT
@@ -348,7 +353,7 @@ fn status_error(name: &str, status: StatusCode, headers: &HeaderMap, bytes: &[u8
     error
 }
 
-fn describe_send_error(name: &str, error: &reqwest::Error) -> StepError {
+pub(crate) fn describe_send_error(name: &str, error: &reqwest::Error) -> StepError {
     let what = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

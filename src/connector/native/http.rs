@@ -9,15 +9,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::{NativeCall, NativeConnector, required_str};
+use crate::connector::http::{describe_send_error, response_value, status_error};
 use crate::engine::error::StepError;
 
 pub const HTTP_OPERATIONS: &[&str] = &["request"];
-
-/// Characters of a failed answer's body kept in the step error.
-const BODY_EXCERPT: usize = 200;
 
 pub struct Http {
     client: reqwest::Client,
@@ -101,47 +99,21 @@ impl NativeConnector for Http {
             request = request.json(body);
         }
 
-        let response = request.send().await.map_err(|error| {
-            let what = if error.is_timeout() {
-                "timed out"
-            } else {
-                "request failed"
-            };
-            StepError::transient(format!("http.request to {url}: {what}: {error}"))
-        })?;
+        let name = format!("http.request to {url}");
+        let response = request
+            .send()
+            .await
+            .map_err(|error| describe_send_error(&name, &error))?;
         let status = response.status();
-        let headers: Map<String, Value> = response
-            .headers()
-            .iter()
-            .filter_map(|(name, value)| {
-                Some((
-                    name.to_string(),
-                    Value::String(value.to_str().ok()?.to_string()),
-                ))
-            })
-            .collect();
-        let bytes = response.bytes().await.map_err(|error| {
-            StepError::transient(format!(
-                "http.request to {url}: reading the answer failed: {error}"
-            ))
-        })?;
+        let headers = response.headers().clone();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| describe_send_error(&name, &error))?;
         if !status.is_success() {
-            let excerpt: String = String::from_utf8_lossy(&bytes)
-                .chars()
-                .take(BODY_EXCERPT)
-                .collect();
-            let message = format!("http.request to {url}: HTTP {status}: {excerpt}");
-            let transient =
-                status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error();
-            return Err(if transient {
-                StepError::transient(message)
-            } else {
-                StepError::permanent(message)
-            });
+            return Err(status_error(&name, status, &headers, &bytes));
         }
-        let body = serde_json::from_slice::<Value>(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Ok(json!({ "status": status.as_u16(), "headers": headers, "body": body }))
+        Ok(response_value(status, &headers, &bytes))
     }
 }
 
