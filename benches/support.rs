@@ -22,7 +22,7 @@ pub struct Bench {
     _data: TempDir,
 }
 
-/// A project holding `files` (paths relative to the repository) and any
+/// Serves a project holding `files` (paths relative to the repository) and any
 /// `extra` workflows, served over a fresh sled directory.
 pub async fn serve(files: &[&str], extra: &[(&str, &str)], env: Env, mode: CommitMode) -> Bench {
     serve_with(files, extra, env, mode, true).await
@@ -83,7 +83,7 @@ pub async fn serve_with(
 }
 
 /// Posts `total` requests from `concurrency` keep-alive clients; `request`
-/// builds the n-th one. Returns the elapsed time once all were answered
+/// builds the n-th one. Returns the elapsed time once all were acknowledged
 /// with `expected` status.
 pub async fn load<F>(total: usize, concurrency: usize, expected: u16, request: F) -> Duration
 where
@@ -102,7 +102,11 @@ where
                     .send()
                     .await
                     .expect("sending");
-                assert_eq!(response.status().as_u16(), expected, "unexpected answer");
+                assert_eq!(
+                    response.status().as_u16(),
+                    expected,
+                    "unexpected response status"
+                );
             }
         });
     }

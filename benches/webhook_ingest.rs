@@ -84,7 +84,7 @@ async fn report(label: &str, requests: usize, concurrency: usize, addr: SocketAd
     );
 }
 
-/// A server that reads the body and answers 202 with a new id.
+/// Starts a server that reads the body and responds 202 with a new id.
 async fn no_storage() -> SocketAddr {
     let app = axum::Router::new().route(
         "/hooks/hello",

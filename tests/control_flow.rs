@@ -269,7 +269,7 @@ async fn parallel_maps_branch_outputs() {
     assert_eq!(output["price"]["orderId"], "price");
     let received = supplier.received();
     assert_eq!(received.len(), 2);
-    // The supplier holds each answer; the second request arriving while the
+    // The supplier delays each response; the second request arriving while the
     // first is held means the branches ran at once.
     let gap = received[1].received_at - received[0].received_at;
     assert!(
@@ -278,7 +278,7 @@ async fn parallel_maps_branch_outputs() {
     );
 }
 
-/// How long the supplier holds each answer in the parallel test.
+/// Delay of each supplier response in the parallel test.
 const HELD: std::time::Duration = std::time::Duration::from_millis(1000);
 
 #[tokio::test]

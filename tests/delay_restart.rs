@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::process::Launcher;
@@ -38,16 +37,7 @@ async fn delayed_run_completes_once_after_sigkill() {
     let project = Project::bundled();
     project.add_workflow("delayed.yaml", DELAYED);
     let data = TempDir::new().expect("data directory");
-    let launcher = Launcher {
-        project: project.path().to_path_buf(),
-        data: data.path().to_path_buf(),
-        env: vec![
-            ("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET.to_string()),
-            ("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN.to_string()),
-            ("SUPPLIER_BASE_URL", supplier.url()),
-        ],
-        logs: Arc::new(Mutex::new(Vec::new())),
-    };
+    let launcher = Launcher::for_shop(project.path(), data.path(), supplier.url());
     tether::app::install_tls_provider();
     let client = reqwest::Client::new();
 

@@ -69,16 +69,7 @@ async fn foreach_survives_sigkill_midway() {
     let project = Project::bundled();
     project.add_workflow("fan-out.yaml", FAN_OUT);
     let data = TempDir::new().expect("data directory");
-    let launcher = Launcher {
-        project: project.path().to_path_buf(),
-        data: data.path().to_path_buf(),
-        env: vec![
-            ("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET.to_string()),
-            ("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN.to_string()),
-            ("SUPPLIER_BASE_URL", supplier.url()),
-        ],
-        logs: Arc::new(Mutex::new(Vec::new())),
-    };
+    let launcher = Launcher::for_shop(project.path(), data.path(), supplier.url());
     let client = reqwest::Client::new();
     let items: Vec<Value> = (0..ITEMS)
         .map(|n| json!({ "sku": format!("SKU-{n:03}") }))

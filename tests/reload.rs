@@ -105,21 +105,11 @@ async fn run_keeps_version_it_started_with() {
 #[cfg(unix)]
 #[tokio::test]
 async fn served_files_reload_when_changed() {
-    use std::sync::{Arc, Mutex};
     tether::app::install_tls_provider();
     let supplier = Supplier::accepting().await;
     let project = Project::bundled();
     let data = tempfile::TempDir::new().expect("data directory");
-    let launcher = common::process::Launcher {
-        project: project.path().to_path_buf(),
-        data: data.path().to_path_buf(),
-        env: vec![
-            ("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET.to_string()),
-            ("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN.to_string()),
-            ("SUPPLIER_BASE_URL", supplier.url()),
-        ],
-        logs: Arc::new(Mutex::new(Vec::new())),
-    };
+    let launcher = common::process::Launcher::for_shop(project.path(), data.path(), supplier.url());
     let engine = launcher.start(1).await;
     let client = reqwest::Client::new();
     write_hello(&project, HI);

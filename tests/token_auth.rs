@@ -35,7 +35,8 @@ operations:
   orders: { method: GET, path: /api/orders }
 "#;
 
-/// An API that issues numbered tokens and accepts only the newest one.
+/// Builds an API that issues numbered tokens and accepts only the newest
+/// one.
 fn token_api(issued: Arc<AtomicUsize>, form_bodies: Arc<Mutex<Vec<String>>>) -> Responder {
     Arc::new(move |request: &Recorded, _| {
         if request.path.ends_with("/oauth/token") || request.path.ends_with("/getAccessToken") {

@@ -107,7 +107,7 @@ pub(super) async fn post(server: &str, path: &str, body: &Value) -> anyhow::Resu
     let answer: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
         let message = answer["error"].as_str().unwrap_or("no error message");
-        bail!("the server answered {status}: {message}");
+        bail!("the server returned {status}: {message}");
     }
     Ok(answer)
 }

@@ -54,7 +54,7 @@ pub async fn run_once(
 async fn run_on_server(server: &str, workflow: &str, body: &Value) -> anyhow::Result<ExitCode> {
     let started = post(server, &format!("/api/workflows/{workflow}/runs"), body).await?;
     let Some(run_id) = started["run_id"].as_str() else {
-        bail!("the server answered without a run id: {started}");
+        bail!("the server response has no run id: {started}");
     };
     let url = format!("{}/api/runs/{run_id}", server.trim_end_matches('/'));
     let client = reqwest::Client::new();

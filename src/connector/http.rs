@@ -1,4 +1,4 @@
-//! Sends connector operations over HTTP with reqwest and reads the answers.
+//! Sends connector operations over HTTP with reqwest and reads the responses.
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Characters of a failed answer's body kept in the step error.
 const BODY_EXCERPT: usize = 200;
 
-/// What a call needs from the run that makes it.
+/// Values a call takes from the run that makes it.
 pub struct CallContext<'a> {
     pub run_id: &'a str,
     /// Sent as the operation's idempotency header: `<run id>:<step path>`.
@@ -25,7 +25,7 @@ pub struct CallContext<'a> {
     pub input: &'a Value,
 }
 
-/// Which page of a paginated listing a request asks for.
+/// Page of a paginated listing that a request fetches.
 pub(super) enum PageArg {
     None,
     /// A query parameter added to the operation's own.
@@ -85,7 +85,7 @@ impl HttpRuntime {
     }
 
     /// Sends one request, after the connector's rate and concurrency limits
-    /// allow it, and returns the `response` value of a 2xx answer.
+    /// allow it, and returns the `response` value of a 2xx response.
     pub(super) async fn send(
         &self,
         name: &str,
@@ -316,7 +316,7 @@ impl HttpRuntime {
     }
 }
 
-/// The `response` value expressions see: status, lower-case headers and the
+/// Builds the `response` value that expressions read: status, lower-case headers and the
 /// body (parsed JSON when it parses, text otherwise).
 pub(crate) fn response_value(status: StatusCode, headers: &HeaderMap, bytes: &[u8]) -> Value {
     let body = serde_json::from_slice::<Value>(bytes)

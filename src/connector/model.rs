@@ -80,7 +80,7 @@ pub enum Auth {
 }
 
 /// A token endpoint: its request, where the token and its lifetime are in
-/// the answer, and the header that carries it.
+/// the response, and the header that carries it.
 #[derive(Debug, Clone)]
 pub struct TokenAuth {
     pub method: reqwest::Method,
@@ -107,7 +107,7 @@ pub struct Operation {
 }
 
 /// Expressions over `response` (`status`, `headers`, `body`) deciding how an
-/// HTTP 2xx answer is read.
+/// HTTP 2xx response is read.
 #[derive(Debug, Clone, Default)]
 pub struct ResponseRules {
     /// False means the call failed even though the status was 2xx.

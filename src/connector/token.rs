@@ -1,7 +1,7 @@
 //! Tokens from an API's token endpoint (OAuth 2 client credentials, or a
 //! vendor's own such as CJ Dropshipping's access token), cached per
 //! connector and refreshed shortly before they expire or when the API
-//! answers 401. Only one refresh per connector runs at a time; runs that
+//! returns 401. Only one refresh per connector runs at a time; runs that
 //! need the token meanwhile wait for it.
 
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use super::model::{Connector, TokenAuth};
 use crate::engine::error::StepError;
 use crate::expr::Context;
 
-/// Lifetime assumed when the endpoint's answer has none.
+/// Lifetime assumed when the endpoint's response has none.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// Time allowed for a token request.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -135,7 +135,7 @@ impl HttpRuntime {
             Ok(Value::String(token)) if !token.is_empty() => token,
             Ok(other) => {
                 return Err(fail(format!(
-                    "no token in the answer (the token expression gave {other})"
+                    "no token in the response (the token expression gave {other})"
                 )));
             }
             Err(error) => return Err(fail(format!("reading the token failed: {error}"))),

@@ -154,8 +154,8 @@ async fn finish(
     engine.metrics().run_finished(&run.workflow, status);
     engine.save_header(run)?;
     if engine.is_cancelled(&run.id) {
-        // An operator cancelled the run while its last step ran; the stored
-        // cancellation stands and is what callers see.
+        // An operator cancelled the run while its last step ran; so the stored
+        // cancellation is kept and returned to callers.
         engine.forget_cancel(&run.id);
         if let Some(stored) = engine.store().load_run(&run.id)? {
             *run = stored;

@@ -59,7 +59,7 @@ pub enum EngineError {
 pub enum Submitted {
     /// A new run was stored and queued.
     New(String),
-    /// The event was delivered before; holds the id of the run it started.
+    /// The event was delivered before; contains the id of the run it started.
     Duplicate(String),
 }
 
@@ -253,7 +253,7 @@ impl Engine {
         }
     }
 
-    /// The native connector called `name`, if there is one.
+    /// Returns the native connector called `name`, if there is one.
     pub(crate) fn native(&self, name: &str) -> Option<&Arc<dyn NativeConnector>> {
         self.natives.iter().find(|native| native.name() == name)
     }
@@ -491,7 +491,7 @@ impl Engine {
         permits
     }
 
-    /// Drops semaphores that nobody holds or waits for, so one per
+    /// Drops semaphores that no run holds or waits for, so one per
     /// concurrency key does not accumulate forever.
     fn release_idle_limits(&self) {
         lock(&self.limits).retain(|_, semaphore| Arc::strong_count(semaphore) > 1);

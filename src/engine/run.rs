@@ -73,7 +73,7 @@ impl std::str::FromStr for RunStatus {
     }
 }
 
-/// How a run was started.
+/// Kind of event that started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
@@ -167,7 +167,7 @@ impl TriggerEvent {
         }
     }
 
-    /// The value a workflow expression sees as `trigger`.
+    /// Builds the value a workflow expression reads as `trigger`.
     pub fn to_scope_value(&self) -> Value {
         let mut scope = Map::new();
         scope.insert(
@@ -207,7 +207,8 @@ pub enum StepStatus {
 }
 
 impl StepStatus {
-    /// A step with a recorded result never executes again.
+    /// Returns whether the status is a result; a step with a recorded result
+    /// never executes again.
     pub fn has_result(self) -> bool {
         !matches!(self, StepStatus::Running)
     }
@@ -231,7 +232,7 @@ pub struct StepRecord {
     /// Position of the step in its list.
     pub index: usize,
     pub id: String,
-    /// Where the step ran, unique in the run: `steps[1]`, or
+    /// Path of the step, unique in the run: `steps[1]`, or
     /// `steps[2].foreach[17].steps[0]` for a step inside an iteration.
     pub path: String,
     pub status: StepStatus,
@@ -264,7 +265,7 @@ pub struct StepRecord {
 }
 
 impl StepRecord {
-    /// A new journal entry for a step about to start.
+    /// Creates the journal entry of a step about to start.
     pub fn new(index: usize, id: &str, path: &str) -> Self {
         StepRecord {
             index,
@@ -361,7 +362,7 @@ pub struct Run {
     pub steps: Vec<StepRecord>,
 }
 
-/// Where a child run was started from.
+/// Run and step that started a child run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParentRef {
     pub run_id: String,

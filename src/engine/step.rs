@@ -21,7 +21,7 @@ use crate::workflow::{Step, StepKind, Workflow};
 /// the run on a durable timer and free the worker.
 const MAX_WAIT_IN_WORKER: Duration = Duration::from_secs(30);
 
-/// How a step, or a list of steps, ended.
+/// Outcome of a step, or of a list of steps.
 #[derive(Debug, Clone)]
 pub(crate) enum StepOutcome {
     Succeeded(Value),
@@ -41,11 +41,11 @@ enum AttemptResult {
     Error(StepError),
 }
 
-/// What the step runs with: its place in the run and the time it must end by.
+/// Inputs of a step: its place in the run and the time it must end by.
 pub(crate) struct StepScope<'a> {
     pub workflow: &'a Workflow,
     pub run_id: &'a str,
-    /// Where the step runs, such as `steps[1]` or
+    /// Path of the step in the run, such as `steps[1]` or
     /// `steps[2].foreach[17].steps[0]`.
     pub path: &'a str,
     pub step: &'a Step,
@@ -171,7 +171,7 @@ async fn attempts(
             error: None,
         });
         if step.kind.has_side_effects() {
-            // The attempt must be on disk before the remote side sees it.
+            // The attempt must be on disk before the remote side receives it.
             // A step without side effects is journaled with its result.
             engine.store().save_step(run_id, record)?;
             engine.store().sync().await?;
@@ -234,7 +234,7 @@ async fn attempts(
     }
 }
 
-/// The run's error for a step that failed for good: its id, where it ran
+/// Formats the run's error for a step that failed for good: its id, where it ran
 /// and why, such as "step `place` (steps[0].foreach[17].steps[0]) failed: …".
 pub(crate) fn failure(id: &str, path: &str, message: &str) -> String {
     format!("step `{id}` ({path}) failed: {message}")
@@ -252,7 +252,8 @@ fn retry_delay(policy: &RetryPolicy, used: u32, error: &StepError) -> Option<Dur
     Some(error.retry_after.map_or(wait, |asked| asked.max(wait)))
 }
 
-/// A fraction in [0, 1) from the clock, enough to spread retries apart.
+/// Returns a fraction in [0, 1) from the clock, enough to spread retries
+/// apart.
 fn random_fraction() -> f64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

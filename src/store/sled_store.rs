@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use crate::engine::run::{Run, RunStatus, StepRecord, TriggerEvent, path_sort_key};
 
-/// How writers wait for their writes to reach the disk.
+/// Way writers wait for their writes to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CommitMode {
     /// Concurrent writers share one flush (the default).
@@ -54,8 +54,8 @@ pub struct SledStore {
 }
 
 impl SledStore {
-    /// Opens or creates the store in `dir`. Fails when another process holds
-    /// the directory.
+    /// Opens or creates the store in `dir`. Fails when another process has
+    /// the directory open.
     pub fn open(dir: &Path) -> Result<Self> {
         Self::open_with(dir, CommitMode::Group)
     }
@@ -276,7 +276,7 @@ impl Store for SledStore {
         });
         let inserted = transaction_result(outcome)?;
         // A duplicate waits too: the first copy may not be on disk yet, and
-        // answering before it is could lose an event the sender saw
+        // acknowledging before it is could lose an event the sender saw
         // acknowledged.
         self.sync().await?;
         Ok(inserted)

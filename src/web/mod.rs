@@ -96,7 +96,7 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(([(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
-/// An error answer: the status and `{"error": "..."}`.
+/// Error response: the status and `{"error": "..."}`.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -111,7 +111,7 @@ impl ApiError {
         }
     }
 
-    /// A server-side failure: logged in full here, answered with a short
+    /// A server-side failure: logged in full here, returned with a short
     /// message.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "request failed");

@@ -226,7 +226,7 @@ fn read_and_parse(file: &Path) -> (Option<yaml::Node>, Vec<Diagnostic>, String) 
     (node, problems, content_version(&text))
 }
 
-/// The first 12 hex digits of the SHA-256 of a file's text.
+/// Returns the first 12 hex digits of the SHA-256 of a file's text.
 fn content_version(text: &str) -> String {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(text.as_bytes());

@@ -188,7 +188,7 @@ pub const DEFAULT_MAX_ITEMS: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct Step {
     pub id: String,
-    /// Where the step is written in its file, such as `steps[1]`.
+    /// Path of the step in its file, such as `steps[1]`.
     pub path: String,
     pub kind: StepKind,
     pub retry: Option<RetryPolicy>,
@@ -241,7 +241,8 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    /// Whether running the step again can have an effect outside the engine.
+    /// Returns whether running the step again can have an effect outside
+    /// the engine.
     pub fn has_side_effects(&self) -> bool {
         matches!(self, StepKind::Uses { .. })
     }
@@ -260,7 +261,7 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// One attempt: no retry unless the workflow or step asks for it.
+    /// One attempt: no retry unless the workflow or step sets one.
     fn default() -> Self {
         RetryPolicy {
             attempts: 1,

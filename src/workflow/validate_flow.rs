@@ -8,7 +8,7 @@ use super::model::{DEFAULT_MAX_ITEMS, StepKind};
 use super::raw::RawStep;
 use super::validate_steps::{check_step_references, hint, validate_steps, validate_with};
 
-/// A `foreach` step: the list expression, its nested steps (which see the
+/// Validates a `foreach` step: the list expression, its nested steps (which see the
 /// enclosing earlier steps too), and its limits.
 pub(super) fn validate_foreach(
     step: &Spanned<RawStep>,
@@ -33,7 +33,7 @@ pub(super) fn validate_foreach(
     })
 }
 
-/// A `switch` step: the value expression, each case's steps and the
+/// Validates a `switch` step: the value expression, each case's steps and the
 /// optional `default`.
 pub(super) fn validate_switch(
     step: &Spanned<RawStep>,
@@ -68,7 +68,7 @@ pub(super) fn validate_switch(
     })
 }
 
-/// A `parallel` step: named branches of steps.
+/// Validates a `parallel` step: named branches of steps.
 pub(super) fn validate_parallel(
     step: &Spanned<RawStep>,
     earlier: &[String],

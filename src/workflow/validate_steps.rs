@@ -235,7 +235,7 @@ fn is_identifier(id: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Every expression source inside a compiled value.
+/// Returns every expression source inside a compiled value.
 fn template_sources(template: &ValueTemplate) -> Vec<&str> {
     match template {
         ValueTemplate::Literal(_) => Vec::new(),

@@ -125,7 +125,7 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
-    /// The data directory the server holds.
+    /// Returns the data directory the server uses.
     pub fn data_path(&self) -> &Path {
         self._data.path()
     }
@@ -209,7 +209,7 @@ impl Recorded {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The value of one query parameter.
+    /// Returns the value of one query parameter.
     pub fn param(&self, name: &str) -> Option<String> {
         form_urlencoded::parse(self.query.as_bytes())
             .find(|(key, _)| key == name)
@@ -223,7 +223,7 @@ pub struct Answer {
     pub status: StatusCode,
     pub body: Value,
     pub headers: Vec<(&'static str, String)>,
-    /// Time to wait before answering.
+    /// Time to wait before responding.
     pub delay: Duration,
 }
 
@@ -237,7 +237,7 @@ impl Answer {
         }
     }
 
-    /// The supplier's success envelope around an order.
+    /// Builds the supplier's success envelope around an order.
     pub fn order_created(order_id: &str) -> Self {
         Answer::json(
             StatusCode::OK,
@@ -259,12 +259,12 @@ impl Answer {
     }
 }
 
-/// Chooses the answer from the request and its 0-based position among all
+/// Chooses the response from the request and its 0-based position among all
 /// requests received so far.
 pub type Responder = Arc<dyn Fn(&Recorded, usize) -> Answer + Send + Sync>;
 
 /// An HTTP server on 127.0.0.1 standing in for the supplier: records every
-/// request and answers with what the responder returns for it.
+/// request and responds with what the responder returns for it.
 pub struct Supplier {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
@@ -338,7 +338,8 @@ impl Supplier {
     }
 }
 
-/// The environment the bundled workflows need, pointing at `supplier`.
+/// Builds the environment the bundled workflows need, pointing at
+/// `supplier`.
 pub fn shop_env(supplier: &Supplier) -> Env {
     let mut pairs = vec![
         ("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET.to_string()),

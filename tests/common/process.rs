@@ -35,6 +35,31 @@ pub struct EngineProcess {
 }
 
 impl Launcher {
+    /// Creates a launcher whose engines get the bundled workflows'
+    /// secrets and use `supplier_url` as the supplier.
+    pub fn for_shop(
+        project: &std::path::Path,
+        data: &std::path::Path,
+        supplier_url: String,
+    ) -> Self {
+        let mut env = vec![
+            ("SHOPIFY_WEBHOOK_SECRET", super::SHOPIFY_SECRET.to_string()),
+            ("SUPPLIER_API_TOKEN", super::SUPPLIER_TOKEN.to_string()),
+            ("SUPPLIER_BASE_URL", supplier_url),
+        ];
+        env.extend(
+            super::CONNECTOR_SECRETS
+                .iter()
+                .map(|(name, value)| (*name, value.to_string())),
+        );
+        Launcher {
+            project: project.to_path_buf(),
+            data: data.to_path_buf(),
+            env,
+            logs: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
     /// Starts an engine on a free port and waits for its `listening` line.
     /// A child that exits before that is started again, up to
     /// `START_ATTEMPTS` times, because opening the sled directory fails while

@@ -18,7 +18,7 @@ pub use email::{EMAIL_OPERATIONS, Email};
 pub use http::{HTTP_OPERATIONS, Http};
 pub use kv::Kv;
 
-/// What a native call gets from the run that makes it.
+/// Values a native call takes from the run that makes it.
 pub struct NativeCall<'a> {
     pub store: &'a dyn Store,
     pub run_id: &'a str,
@@ -40,7 +40,7 @@ pub trait NativeConnector: Send + Sync {
     ) -> Result<Value, StepError>;
 }
 
-/// The native connectors every engine has, configured from `env`.
+/// Builds the native connectors every engine has, configured from `env`.
 pub fn builtin(env: &crate::workflow::Env) -> Vec<Arc<dyn NativeConnector>> {
     vec![
         Arc::new(Kv),
