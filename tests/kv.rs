@@ -134,3 +134,85 @@ fn shop_env_static() -> tether::workflow::Env {
         ("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN),
     ])
 }
+
+const LISTER: &str = r#"name: lister
+trigger: manual
+steps:
+  - id: a
+    uses: kv.set
+    with: { key: "catalog/CJHL0900-BK", value: { vid: "101" } }
+  - id: b
+    uses: kv.set
+    with: { key: "catalog/CJHL0230", value: { vid: "201" } }
+  - id: other
+    uses: kv.set
+    with: { key: "price/CJHL0230", value: "8.99" }
+  - id: first_page
+    uses: kv.list
+    with: { prefix: "catalog/", limit: 1 }
+  - id: second_page
+    uses: kv.list
+    with: { prefix: "catalog/", after: "${{ steps.first_page.output.next }}", limit: 1 }
+  - id: all
+    uses: kv.list
+    with: { prefix: "catalog/" }
+"#;
+
+#[tokio::test]
+async fn kv_list_walks_one_prefix_in_key_order() {
+    let supplier = Supplier::accepting().await;
+    let project = Project::bundled();
+    project.add_workflow("lister.yaml", LISTER);
+    let server = TestServer::start(&project, shop_env(&supplier)).await;
+
+    let run = server
+        .engine
+        .run_now("lister", TriggerEvent::manual(json!({})))
+        .await
+        .expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let output = |id: &str| {
+        run.steps
+            .iter()
+            .find(|s| s.id == id)
+            .and_then(|s| s.output.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        output("first_page"),
+        json!({
+            "entries": [{ "key": "catalog/CJHL0230", "value": { "vid": "201" } }],
+            "next": "catalog/CJHL0230",
+        })
+    );
+    assert_eq!(
+        output("second_page"),
+        json!({
+            "entries": [{ "key": "catalog/CJHL0900-BK", "value": { "vid": "101" } }],
+            "next": null,
+        })
+    );
+    assert_eq!(output("all")["entries"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn kv_list_rejects_a_limit_out_of_range() {
+    let supplier = Supplier::accepting().await;
+    let project = Project::bundled();
+    project.add_workflow(
+        "huge.yaml",
+        "name: huge\ntrigger: manual\nsteps:\n  - id: all\n    uses: kv.list\n    with: { prefix: \"\", limit: 20000 }\n",
+    );
+    let server = TestServer::start(&project, shop_env(&supplier)).await;
+    let run = server
+        .engine
+        .run_now("huge", TriggerEvent::manual(json!({})))
+        .await
+        .expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.steps[0].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("`limit` must be a whole number from 1 to 10000, got 20000"),
+        "{error}"
+    );
+}

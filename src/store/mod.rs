@@ -164,6 +164,15 @@ pub trait Store: Send + Sync + 'static {
     /// Reads a `kv` value.
     fn kv_get(&self, key: &str) -> Result<Option<serde_json::Value>>;
 
+    /// Up to `limit` `kv` entries whose keys start with `prefix` and sort
+    /// after `after` (when given), in key order.
+    fn kv_list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>>;
+
     /// Applies a `kv` change once per `idempotency_key`: a repeated key
     /// returns the first result and changes nothing. The result describes
     /// the change (`value`, and `swapped` or `deleted` where they apply).

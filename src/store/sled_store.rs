@@ -10,6 +10,7 @@
 //! `run_index` holds the keys described in [`super::run_index`]. Run ids
 //! are time-ordered, so the `runs` tree iterates oldest to newest.
 
+use std::ops::Bound;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -459,6 +460,30 @@ impl Store for SledStore {
             Some(bytes) => Ok(Some(decode(key.as_bytes(), &bytes)?)),
             None => Ok(None),
         }
+    }
+
+    fn kv_list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>> {
+        let start = match after {
+            Some(after) if after.as_bytes() >= prefix.as_bytes() => {
+                Bound::Excluded(after.as_bytes().to_vec())
+            }
+            _ => Bound::Included(prefix.as_bytes().to_vec()),
+        };
+        let mut entries = Vec::new();
+        for entry in self.kv.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            let (key, bytes) = entry?;
+            if !key.starts_with(prefix.as_bytes()) || entries.len() >= limit {
+                break;
+            }
+            let value = decode(&key, &bytes)?;
+            entries.push((String::from_utf8_lossy(&key).into_owned(), value));
+        }
+        Ok(entries)
     }
 
     fn kv_write(&self, key: &str, write: KvWrite, idempotency_key: &str) -> Result<Value> {

@@ -13,7 +13,17 @@ use crate::store::KvWrite;
 
 pub struct Kv;
 
-const OPERATIONS: &[&str] = &["get", "set", "compare_and_set", "increment", "delete"];
+const OPERATIONS: &[&str] = &[
+    "get",
+    "list",
+    "set",
+    "compare_and_set",
+    "increment",
+    "delete",
+];
+
+/// The most entries one `kv.list` call returns.
+const MAX_LIST: usize = 10_000;
 
 #[async_trait]
 impl NativeConnector for Kv {
@@ -32,6 +42,9 @@ impl NativeConnector for Kv {
         call: &NativeCall<'_>,
     ) -> Result<Value, StepError> {
         let name = format!("kv.{operation}");
+        if operation == "list" {
+            return list(input, call, &name);
+        }
         let key = required_str(input, "key", &name)?.to_string();
         let write = match operation {
             "get" => {
@@ -75,6 +88,61 @@ impl NativeConnector for Kv {
             .map_err(|e| storage_error(&name, &e))?;
         Ok(result)
     }
+}
+
+/// Entries under a key prefix, for walking every mapped SKU. Gives
+/// `entries` (`key` and `value` each) and `next`, the key to pass as
+/// `after` for the following entries, or null after the last one.
+fn list(input: &Value, call: &NativeCall<'_>, name: &str) -> Result<Value, StepError> {
+    // An empty prefix lists every key.
+    let prefix = match input.get("prefix") {
+        Some(Value::String(prefix)) => prefix.as_str(),
+        Some(other) => {
+            return Err(StepError::permanent(format!(
+                "{name}: `prefix` must be a string, got {other}"
+            )));
+        }
+        None => {
+            return Err(StepError::permanent(format!(
+                "{name}: missing `prefix` in `with`"
+            )));
+        }
+    };
+    let after = match input.get("after") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(after)) => Some(after.as_str()),
+        Some(other) => {
+            return Err(StepError::permanent(format!(
+                "{name}: `after` must be a key (a string), got {other}"
+            )));
+        }
+    };
+    let limit = match input.get("limit") {
+        None | Some(Value::Null) => 1_000,
+        Some(limit) => match limit.as_u64() {
+            Some(n @ 1..) if n as usize <= MAX_LIST => n as usize,
+            _ => {
+                return Err(StepError::permanent(format!(
+                    "{name}: `limit` must be a whole number from 1 to {MAX_LIST}, got {limit}"
+                )));
+            }
+        },
+    };
+    let mut entries = call
+        .store
+        .kv_list(prefix, after, limit + 1)
+        .map_err(|e| storage_error(name, &e))?;
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    let next = match (more, entries.last()) {
+        (true, Some((key, _))) => Value::String(key.clone()),
+        _ => Value::Null,
+    };
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .map(|(key, value)| json!({ "key": key, "value": value }))
+        .collect();
+    Ok(json!({ "entries": entries, "next": next }))
 }
 
 fn storage_error(name: &str, error: &crate::store::StoreError) -> StepError {
