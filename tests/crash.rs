@@ -5,6 +5,12 @@
 //! The test starts the real binary over one sled data directory, kills it
 //! several times while senders deliver orders, and restarts it on a new port
 //! each time. A supplier stand-in inside the test records every call.
+//!
+//! The engine serves the test-owned `forward-order` workflow from
+//! `tests/workflows/`, which sends each order straight to the generic
+//! `supplier` connector. The bundled `order-to-supplier` also looks up the
+//! catalog and CJ stock, and CJ's connector allows 1 request per second, so
+//! 300 orders through it would take minutes instead of seconds.
 
 #![cfg(unix)]
 
@@ -30,7 +36,7 @@ const KILLS: usize = 10;
 /// Id of the first order. It is above 2^53, so an id that passes through an
 /// f64 anywhere reaches the supplier with other digits.
 const FIRST_ORDER_ID: u64 = (1 << 53) + 1;
-const HOOK_PATH: &str = "/hooks/shopify/orders-create";
+const HOOK_PATH: &str = "/hooks/test/forward-order";
 const SHOPIFY_SECRET: &str = "shpss_crash_8d41b2";
 const SUPPLIER_TOKEN: &str = "sup_tok_crash_5e07";
 /// Environment variable that sets the random seed. It repeats the kill
@@ -389,17 +395,17 @@ fn kill_thresholds(rng: &mut XorShift) -> Vec<usize> {
         .collect()
 }
 
-/// Copies the bundled order workflow and supplier connector into
+/// Copies the test-owned order workflow and the supplier connector into
 /// `root/project` and returns that directory.
 fn build_project(root: &Path) -> PathBuf {
     let project = root.join("project");
-    for (folder, file) in [
-        ("workflows", "order-to-supplier.yaml"),
-        ("connectors", "supplier.yaml"),
+    for (source_folder, folder, file) in [
+        ("tests/workflows", "workflows", "forward-order.yaml"),
+        ("connectors", "connectors", "supplier.yaml"),
     ] {
         let target = project.join(folder);
         std::fs::create_dir_all(&target).expect("creating a project folder");
-        let source = common::repo_root().join(folder).join(file);
+        let source = common::repo_root().join(source_folder).join(file);
         std::fs::copy(&source, target.join(file))
             .unwrap_or_else(|e| panic!("copying {}: {e}", source.display()));
     }

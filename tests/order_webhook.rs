@@ -1,5 +1,7 @@
 //! A signed Shopify order webhook runs end to end against a supplier
-//! stand-in on 127.0.0.1, with the bundled workflow and connector.
+//! stand-in on 127.0.0.1, with the test-owned `forward-order` workflow (see
+//! `tests/common/mod.rs` for why it is not the bundled `order-to-supplier`)
+//! and the bundled `supplier` connector.
 
 mod common;
 
@@ -100,9 +102,7 @@ async fn repeated_delivery_returns_first_run() {
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(supplier.received().len(), 1);
-    let runs = server
-        .get_json("/api/runs?workflow=order-to-supplier")
-        .await;
+    let runs = server.get_json("/api/runs?workflow=forward-order").await;
     assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1));
 }
 
@@ -114,7 +114,7 @@ async fn concurrent_copies_make_one_run() {
     let mut copies = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let client = server.client.clone();
-        let url = server.url("/hooks/shopify/orders-create");
+        let url = server.url(FORWARD_ORDER_PATH);
         let body = body.clone();
         copies.spawn(async move {
             client
@@ -173,9 +173,7 @@ async fn wrong_signature_is_401_and_stores_nothing() {
         .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
-    let runs = server
-        .get_json("/api/runs?workflow=order-to-supplier")
-        .await;
+    let runs = server.get_json("/api/runs?workflow=forward-order").await;
     assert_eq!(runs["runs"], Value::Array(Vec::new()));
     assert!(supplier.received().is_empty());
 }

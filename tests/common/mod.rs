@@ -1,11 +1,24 @@
 //! Test harness: a project directory with the bundled workflows, the engine
 //! serving on 127.0.0.1 over a temporary sled directory, and a supplier
 //! stand-in that records every request.
+//!
+//! Every project also gets the test-owned `forward-order` workflow from
+//! `tests/workflows/`: a signed Shopify order webhook forwarded to the
+//! generic `supplier` connector with no catalog or stock lookups. The tests
+//! of webhook ingest, deduplication, crashes, metrics and the benches use it
+//! rather than the bundled `order-to-supplier`, because that one calls CJ
+//! Dropshipping, whose connector allows 1 request per second: 300 orders in
+//! the crash test would take minutes. `order-to-supplier` itself is tested
+//! end to end in `tests/shop_orders.rs`.
 
 #![allow(dead_code)]
 
 #[cfg(unix)]
 pub mod process;
+mod woo;
+
+#[allow(unused_imports)]
+pub use woo::*;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +38,11 @@ pub const SHOPIFY_SECRET: &str = "shpss_test_2f9c1e7a";
 pub const SHOPIFY_SIGNATURE: &str = "sGhtLdnvs7bSHQn7PF5+JCJfEf4uqAKAl5vmNoF6Bo8=";
 pub const SHOPIFY_WEBHOOK_ID: &str = "4f1d2c9e-8a7b-4c3d-9e2f-1a2b3c4d5e6f";
 pub const SUPPLIER_TOKEN: &str = "sup_tok_91f3a7";
+/// Webhook path of the test-owned `forward-order` workflow.
+pub const FORWARD_ORDER_PATH: &str = "/hooks/test/forward-order";
+/// Where the bundled order workflows send failure reports in tests.
+pub const OPERATOR_EMAIL: &str = "ops@lumen-trail.example";
+pub const WOOCOMMERCE_WEBHOOK_SECRET: &str = "wc_whsec_test_5b1e";
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -36,7 +54,8 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// A temporary project directory holding copies of the bundled
-/// `workflows/` and `connectors/`, plus any extra files a test adds.
+/// `workflows/` and `connectors/`, the test-owned workflows of
+/// `tests/workflows/`, and any extra files a test adds.
 pub struct Project {
     pub dir: TempDir,
 }
@@ -53,7 +72,20 @@ impl Project {
                 std::fs::copy(&path, target.join(name)).expect("copying a bundled file");
             }
         }
-        Project { dir }
+        let project = Project { dir };
+        project.add_test_workflows();
+        project
+    }
+
+    /// Copies the workflows of `tests/workflows/` into the project.
+    pub fn add_test_workflows(&self) {
+        let source = repo_root().join("tests/workflows");
+        for entry in std::fs::read_dir(&source).expect("reading tests/workflows") {
+            let path = entry.expect("directory entry").path();
+            let name = path.file_name().expect("file name");
+            std::fs::copy(&path, self.dir.path().join("workflows").join(name))
+                .expect("copying a test workflow");
+        }
     }
 
     pub fn add_workflow(&self, file: &str, text: &str) {
@@ -130,7 +162,8 @@ impl TestServer {
         self._data.path()
     }
 
-    /// Posts a Shopify-signed order webhook.
+    /// Posts a Shopify-signed order webhook to the test-owned
+    /// `forward-order` workflow.
     pub async fn post_shopify(
         &self,
         body: &[u8],
@@ -138,7 +171,7 @@ impl TestServer {
         webhook_id: &str,
     ) -> reqwest::Response {
         self.client
-            .post(self.url("/hooks/shopify/orders-create"))
+            .post(self.url(FORWARD_ORDER_PATH))
             .header("Content-Type", "application/json")
             .header("X-Shopify-Topic", "orders/create")
             .header("X-Shopify-Shop-Domain", "lumen-trail.myshopify.com")
@@ -346,6 +379,7 @@ pub fn shop_env(supplier: &Supplier) -> Env {
         ("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN.to_string()),
         ("SUPPLIER_BASE_URL", supplier.url()),
     ];
+    pairs.extend(SHOP_SETTINGS.map(|(name, value)| (name, value.to_string())));
     pairs.extend(
         CONNECTOR_SECRETS
             .iter()
@@ -353,6 +387,12 @@ pub fn shop_env(supplier: &Supplier) -> Env {
     );
     Env::from_pairs(pairs)
 }
+
+/// Secrets and settings the bundled order workflows read, with test values.
+pub const SHOP_SETTINGS: [(&str, &str); 2] = [
+    ("OPERATOR_EMAIL", OPERATOR_EMAIL),
+    ("WOOCOMMERCE_WEBHOOK_SECRET", WOOCOMMERCE_WEBHOOK_SECRET),
+];
 
 /// Secrets the bundled store and supplier connectors read, with test values.
 pub const CONNECTOR_SECRETS: [(&str, &str); 5] = [
