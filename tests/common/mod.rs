@@ -15,8 +15,14 @@
 
 #[cfg(unix)]
 pub mod process;
+mod shop;
+mod smtp;
 mod woo;
 
+#[allow(unused_imports)]
+pub use shop::*;
+#[allow(unused_imports)]
+pub use smtp::*;
 #[allow(unused_imports)]
 pub use woo::*;
 
