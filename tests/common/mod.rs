@@ -18,6 +18,7 @@ use axum::response::IntoResponse;
 use serde_json::Value;
 use tempfile::TempDir;
 use tether::engine::Engine;
+use tether::trigger::schedule::{Clock, SystemClock};
 use tether::workflow::Env;
 use tokio::sync::oneshot;
 
@@ -94,10 +95,25 @@ impl TestServer {
 
     /// Starts the server even when some files fail validation.
     pub async fn start_with_problems(project: &Project, env: Env) -> Self {
+        Self::serve(project, env, Arc::new(SystemClock)).await
+    }
+
+    /// Starts the server with schedules reading the time from `clock`.
+    pub async fn start_with_clock(project: &Project, env: Env, clock: Arc<dyn Clock>) -> Self {
+        let server = Self::serve(project, env, clock).await;
+        let problems = &server.engine.registry().problems;
+        assert!(
+            problems.is_empty(),
+            "bundled files have problems: {problems:?}"
+        );
+        server
+    }
+
+    async fn serve(project: &Project, env: Env, clock: Arc<dyn Clock>) -> Self {
         let data = TempDir::new().expect("creating the data directory");
         let engine =
             tether::app::open(project.path(), data.path(), &env).expect("opening the engine");
-        engine.start().expect("starting the engine");
+        engine.start_with_clock(clock).expect("starting the engine");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding 127.0.0.1:0");
@@ -354,11 +370,14 @@ pub fn shop_env(supplier: &Supplier) -> Env {
     Env::from_pairs(pairs)
 }
 
-/// Secrets the bundled store and supplier connectors read, with test values.
-pub const CONNECTOR_SECRETS: [(&str, &str); 5] = [
+/// Secrets the bundled connectors and shop workflows read, with test
+/// values. The location id is the one `ShopApis` stocks.
+pub const CONNECTOR_SECRETS: [(&str, &str); 7] = [
     ("SHOPIFY_ADMIN_TOKEN", "shpat_test_admin"),
     ("WOOCOMMERCE_CONSUMER_KEY", "ck_test"),
     ("WOOCOMMERCE_CONSUMER_SECRET", "cs_test"),
     ("CJ_EMAIL", "ops@lumen-trail.example"),
     ("CJ_API_KEY", "cj_test_key"),
+    ("SHOPIFY_LOCATION_ID", "655441491"),
+    ("OPERATOR_EMAIL", "ops@lumen-trail.example"),
 ];
