@@ -26,6 +26,7 @@ pub const CJ_ACCESS_TOKEN: &str = "cj-access-3f9a";
 
 const SHOPIFY_PREFIX: &str = "/admin/api/2024-10/";
 const CJ_PREFIX: &str = "/api2.0/v1/";
+const SUPPLIER_STOCK_PREFIX: &str = "/v1/stock/";
 
 /// Picks the response to one request before the routes do. `None` leaves
 /// the request to the routes.
@@ -53,6 +54,9 @@ pub struct ShopState {
     /// [`fulfillment_order_id`] gives, open until a fulfillment closes it.
     pub shopify_orders: BTreeMap<u64, Value>,
     pub shopify_fulfillments: Vec<Value>,
+    /// Stock per SKU at the generic supplier (`connectors/supplier.yaml`),
+    /// served at `GET /v1/stock/{sku}`.
+    pub supplier_stock: HashMap<String, i64>,
     /// Fulfillment orders already fulfilled.
     pub closed_fulfillment_orders: Vec<u64>,
     next_id: u64,
@@ -194,6 +198,9 @@ fn answer(state: &mut ShopState, request: &Recorded) -> Answer {
     }
     if let Some(rest) = request.path.strip_prefix(CJ_PREFIX) {
         return cj(state, &request.method, rest, request);
+    }
+    if let Some(sku) = request.path.strip_prefix(SUPPLIER_STOCK_PREFIX) {
+        return supplier_stock(state, &request.method, sku, request);
     }
     not_found()
 }
@@ -564,4 +571,30 @@ fn create_cj_order(state: &mut ShopState, body: &Value) -> Answer {
         "postageAmount": null,
         "orderAmount": null,
     }))
+}
+
+/// The generic supplier's stock of one SKU, in its `{code, result,
+/// message, data}` envelope with HTTP 200 even for errors.
+fn supplier_stock(state: &ShopState, method: &Method, sku: &str, request: &Recorded) -> Answer {
+    let envelope = |code: u64, message: &str, data: Value| {
+        let result = code == 200;
+        Answer::json(
+            StatusCode::OK,
+            json!({ "code": code, "result": result, "message": message, "data": data }),
+        )
+    };
+    let expected = format!("Bearer {}", super::SUPPLIER_TOKEN);
+    if request.header("authorization") != Some(expected.as_str()) {
+        return Answer::json(
+            StatusCode::UNAUTHORIZED,
+            json!({ "code": 401, "result": false, "message": "invalid token", "data": null }),
+        );
+    }
+    if method != Method::GET {
+        return not_found();
+    }
+    match state.supplier_stock.get(sku) {
+        Some(quantity) => envelope(200, "Success", json!({ "sku": sku, "quantity": quantity })),
+        None => envelope(1600404, &format!("SKU {sku} not found"), Value::Null),
+    }
 }
