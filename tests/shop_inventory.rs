@@ -119,7 +119,7 @@ impl Shop {
             .expect("running inventory-sync")
     }
 
-    /// The `inventory_levels/set.json` bodies received so far.
+    /// Returns the `inventory_levels/set.json` bodies received so far.
     fn pushes(&self) -> Vec<Value> {
         self.apis
             .calls("POST", SET_INVENTORY)
@@ -210,7 +210,7 @@ async fn failing_cj_keeps_store_level() {
     assert!(error.contains("CJHL0900-BK"), "{error}");
     assert!(error.contains("System error"), "{error}");
     assert!(!error.contains("CJHL0230"), "{error}");
-    // The generic supplier answered 5, but a partial sum is never pushed.
+    // The generic supplier returned 5, but a partial sum is never pushed.
     assert_eq!(shop.store_level(SHARED_ITEM), Some(20));
     assert_eq!(shop.kv_get("inventory/CJHL0900-BK"), Some(json!(20)));
     let pushes = shop.pushes();
@@ -221,7 +221,7 @@ async fn failing_cj_keeps_store_level() {
     assert_eq!(summary["unsynced"][0]["sku"], SHARED_SKU);
     assert_eq!(summary["pushed"], json!([{ "sku": CJ_SKU, "level": 3 }]));
 
-    // Once CJ answers again, the next sync pushes the full sum.
+    // Once CJ responds again, the next sync pushes the full sum.
     shop.apis.set_fault(None);
     let next = shop.sync().await;
     assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");

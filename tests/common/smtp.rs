@@ -20,7 +20,7 @@ impl SmtpServer {
         Self::start_rejecting(reject_first, "451 try again later").await
     }
 
-    /// Like [`SmtpServer::start`], answering the rejected messages with
+    /// Like [`SmtpServer::start`], replying to the rejected messages with
     /// `reply`, such as a permanent `550 mailbox unavailable`.
     pub async fn start_rejecting(reject_first: usize, reply: &'static str) -> (Self, u16) {
         let server = SmtpServer::default();
