@@ -25,7 +25,7 @@ use axum::response::IntoResponse;
 use serde_json::Value;
 use tempfile::TempDir;
 use tether::engine::Engine;
-use tether::trigger::schedule::{Clock, SystemClock};
+use tether::trigger::schedule::Clock;
 use tether::workflow::Env;
 use tokio::sync::oneshot;
 
@@ -102,7 +102,7 @@ impl TestServer {
 
     /// Starts the server even when some files fail validation.
     pub async fn start_with_problems(project: &Project, env: Env) -> Self {
-        Self::serve(project, env, Arc::new(SystemClock)).await
+        Self::serve(project, env, Arc::new(StoppedClock)).await
     }
 
     /// Starts the server with schedules reading the time from `clock`.
@@ -208,6 +208,18 @@ impl Drop for TestServer {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+}
+
+/// A clock that always reads the same time, just after a whole hour.
+/// Servers started without a clock of their own use it, so the bundled
+/// schedules (hourly, every 10 minutes) never fire in the middle of a test
+/// that counts runs; tests of schedules pass their own clock.
+pub struct StoppedClock;
+
+impl Clock for StoppedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        "2026-01-05T09:00:30Z".parse().expect("a valid time")
     }
 }
 
