@@ -153,3 +153,34 @@ async fn cj_token_envelope_and_pages() {
         run.error
     );
 }
+
+/// The CJ product items of the fixture's first page.
+fn fixture_catalog() -> Vec<Value> {
+    let page: Value =
+        serde_json::from_slice(&fixture("supplier-products-page1.json")).expect("fixture");
+    page["data"]["list"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn shop_stand_in_serves_the_catalog_and_keeps_inventory() {
+    let shop = ShopApis::start().await;
+    shop.state().cj_products = fixture_catalog();
+
+    let run = run_step(shop.env(), "cj.list_products", "{}").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let products = run.output.clone().unwrap_or_default();
+    assert_eq!(products.as_array().map(Vec::len), Some(2), "{products}");
+    assert_eq!(shop.state().cj_tokens_issued, 1);
+
+    let with = format!(
+        "{{ location_id: {SHOP_LOCATION_ID}, inventory_item_id: 47000000000009, available: 12 }}"
+    );
+    let run = run_step(shop.env(), "shopify.set_inventory", &with).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(
+        shop.state().shopify_inventory.get(&47_000_000_000_009),
+        Some(&12)
+    );
+    let sets = shop.calls("POST", "/admin/api/2024-10/inventory_levels/set.json");
+    assert_eq!(sets.len(), 1);
+}

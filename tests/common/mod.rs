@@ -6,6 +6,13 @@
 
 #[cfg(unix)]
 pub mod process;
+mod shop;
+mod smtp;
+
+#[allow(unused_imports)]
+pub use shop::*;
+#[allow(unused_imports)]
+pub use smtp::*;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
