@@ -44,7 +44,7 @@ struct Listing(Arc<Mutex<Vec<Value>>>);
 
 impl Listing {
     /// Serves `products` from `apis`' CJ product list, `PAGE_SIZE` a page,
-    /// unless `page_answer` returns another answer for a page number.
+    /// unless `page_answer` returns another response for a page number.
     fn serve(
         apis: &ShopApis,
         products: Vec<Value>,
@@ -85,6 +85,22 @@ impl Listing {
 async fn start(apis: &ShopApis) -> TestServer {
     let project = Project::bundled();
     project.add_workflow("kv-tool.yaml", KV_TOOL);
+    // The bundled connectors keep to CJ's one request per second and
+    // Shopify's two. These tests import several times, so their copies
+    // allow more.
+    for (file, limit) in [("cj", 1), ("shopify", 2)] {
+        let connector = project.path().join(format!("connectors/{file}.yaml"));
+        let text = std::fs::read_to_string(&connector).expect("reading a connector");
+        let faster = text.replace(
+            &format!("rate_limit: {{ requests: {limit}, per: 1s }}"),
+            "rate_limit: { requests: 100, per: 1s }",
+        );
+        assert_ne!(
+            faster, text,
+            "{file}.yaml has no rate_limit line to replace"
+        );
+        std::fs::write(&connector, faster).expect("writing a connector");
+    }
     TestServer::start(&project, apis.env()).await
 }
 
@@ -134,39 +150,40 @@ async fn import_creates_normalised_products() {
         3
     );
 
-    let state = apis.state();
-    assert_eq!(state.shopify_products.len(), 3);
-    let lamp = state
-        .shopify_product_by_sku("CJHL0900-BK")
-        .expect("the 900lm lamp");
-    assert_eq!(
-        lamp["title"],
-        "Rechargeable LED headlamp 900lm, motion sensor"
-    );
-    assert_eq!(lamp["product_type"], "Headlamps");
-    assert_eq!(lamp["tags"], "Outdoor, Lighting, Headlamps");
-    assert_eq!(lamp["status"], "active");
-    assert_eq!(
-        lamp["images"],
-        json!([{ "src": "https://img.example.test/hl900/main.jpg" }])
-    );
-    assert_eq!(lamp["options"], json!([{ "name": "Variant" }]));
-    let option_values: Vec<&Value> = lamp["variants"]
-        .as_array()
-        .expect("variants")
-        .iter()
-        .map(|v| &v["option1"])
-        .collect();
-    assert_eq!(option_values, [&json!("Black"), &json!("Orange")]);
+    {
+        let state = apis.state();
+        assert_eq!(state.shopify_products.len(), 3);
+        let lamp = state
+            .shopify_product_by_sku("CJHL0900-BK")
+            .expect("the 900lm lamp");
+        assert_eq!(
+            lamp["title"],
+            "Rechargeable LED headlamp 900lm, motion sensor"
+        );
+        assert_eq!(lamp["product_type"], "Headlamps");
+        assert_eq!(lamp["tags"], "Outdoor, Lighting, Headlamps");
+        assert_eq!(lamp["status"], "active");
+        assert_eq!(
+            lamp["images"],
+            json!([{ "src": "https://img.example.test/hl900/main.jpg" }])
+        );
+        assert_eq!(lamp["options"], json!([{ "name": "Variant" }]));
+        let option_values: Vec<&Value> = lamp["variants"]
+            .as_array()
+            .expect("variants")
+            .iter()
+            .map(|v| &v["option1"])
+            .collect();
+        assert_eq!(option_values, [&json!("Black"), &json!("Orange")]);
 
-    let strap = state.shopify_product_by_sku("CJHL0400").expect("the strap");
-    assert_eq!(strap["title"], "Headlamp silicone strap, replacement");
-    assert_eq!(strap["product_type"], "Accessories");
-    assert_eq!(strap["tags"], "Outdoor, Lighting, Accessories");
-    assert_eq!(strap["body_html"], "<p>Fits most headlamps.</p>");
-    assert_eq!(strap["images"].as_array().map(Vec::len), Some(2));
-    assert!(strap["options"].is_null(), "one variant needs no option");
-    drop(state);
+        let strap = state.shopify_product_by_sku("CJHL0400").expect("the strap");
+        assert_eq!(strap["title"], "Headlamp silicone strap, replacement");
+        assert_eq!(strap["product_type"], "Accessories");
+        assert_eq!(strap["tags"], "Outdoor, Lighting, Accessories");
+        assert_eq!(strap["body_html"], "<p>Fits most headlamps.</p>");
+        assert_eq!(strap["images"].as_array().map(Vec::len), Some(2));
+        assert!(strap["options"].is_null(), "one variant needs no option");
+    }
 
     // Sale prices come from price-rule.
     assert_eq!(variant_field(&apis, "CJHL0900-BK", "price"), "18.99");
@@ -354,7 +371,7 @@ async fn failed_page_drafts_nothing() {
     let first = import(&server, json!({})).await;
     assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
 
-    // Page 2 answers CJ's error envelope, which is not retryable.
+    // Page 2 returns CJ's error envelope, which is not retryable.
     Listing::serve(&apis, products, |page| {
         (page == 2).then(|| cj_error(1600100, "Param error"))
     });

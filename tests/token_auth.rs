@@ -22,7 +22,9 @@ operations:
   orders: { method: GET, path: /api/orders }
 "#;
 
-const CJ: &str = r#"name: cj
+/// A CJ-style token connector under its own name, so the bundled `cj`
+/// connector, which the shop workflows use, stays in place.
+const CJ: &str = r#"name: cj-token
 config:
   base_url: { env: SUPPLIER_BASE_URL }
 auth:
@@ -139,14 +141,14 @@ async fn rejected_token_is_fetched_again() {
     let issued = Arc::new(AtomicUsize::new(0));
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let supplier = Supplier::start(token_api(Arc::clone(&issued), Arc::clone(&bodies))).await;
-    let server = server_with(CJ, "cj", &supplier).await;
+    let server = server_with(CJ, "cj-token", &supplier).await;
 
-    let first = start_runs(&server, "read-cj", 1).await;
+    let first = start_runs(&server, "read-cj-token", 1).await;
     assert_eq!(first[0]["status"], "succeeded", "{}", first[0]);
     // The API revokes the token by issuing a new one elsewhere.
     issued.fetch_add(1, Ordering::SeqCst);
 
-    let second = start_runs(&server, "read-cj", 1).await;
+    let second = start_runs(&server, "read-cj-token", 1).await;
     assert_eq!(second[0]["status"], "succeeded", "{}", second[0]);
     assert_eq!(second[0]["output"]["token"], "tok-3");
     assert_eq!(issued.load(Ordering::SeqCst), 3);
