@@ -12,7 +12,6 @@ fn tether() -> Command {
         .env("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET)
         .env("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN)
         .envs(CONNECTOR_SECRETS)
-        .envs(SHOP_SETTINGS)
         .env_remove("RUST_LOG");
     command
 }
@@ -89,7 +88,6 @@ fn missing_secret_is_named() {
         .env_remove("SHOPIFY_WEBHOOK_SECRET")
         .env("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN)
         .envs(CONNECTOR_SECRETS)
-        .envs(SHOP_SETTINGS)
         .output()
         .expect("running tether check");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -346,7 +346,18 @@ async fn unpaid_order_skipped_without_email() {
         run["reason"].as_str().unwrap_or("").contains("not paid"),
         "{run}"
     );
-    assert!(shop.apis.received().is_empty(), "no Shopify or CJ call");
+    let order_calls: Vec<String> = shop
+        .apis
+        .received()
+        .iter()
+        .map(|request| request.path.clone())
+        .filter(|path| path.contains("/orders/") || path.contains("queryByVid"))
+        .collect();
+    assert!(
+        order_calls.is_empty(),
+        "no order or stock call: {order_calls:?}"
+    );
+    assert!(shop.create_calls().is_empty(), "no CJ order");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(shop.smtp.messages().is_empty(), "no email");
 }

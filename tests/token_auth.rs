@@ -22,9 +22,7 @@ operations:
   orders: { method: GET, path: /api/orders }
 "#;
 
-/// A CJ-style token connector, under a name of its own so that the bundled
-/// `cj` connector stays for the bundled workflows that use it.
-const CJ: &str = r#"name: cjtoken
+const CJ: &str = r#"name: token-vendor
 config:
   base_url: { env: SUPPLIER_BASE_URL }
 auth:
@@ -141,14 +139,14 @@ async fn rejected_token_is_fetched_again() {
     let issued = Arc::new(AtomicUsize::new(0));
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let supplier = Supplier::start(token_api(Arc::clone(&issued), Arc::clone(&bodies))).await;
-    let server = server_with(CJ, "cjtoken", &supplier).await;
+    let server = server_with(CJ, "token-vendor", &supplier).await;
 
-    let first = start_runs(&server, "read-cjtoken", 1).await;
+    let first = start_runs(&server, "read-token-vendor", 1).await;
     assert_eq!(first[0]["status"], "succeeded", "{}", first[0]);
     // The API revokes the token by issuing a new one elsewhere.
     issued.fetch_add(1, Ordering::SeqCst);
 
-    let second = start_runs(&server, "read-cjtoken", 1).await;
+    let second = start_runs(&server, "read-token-vendor", 1).await;
     assert_eq!(second[0]["status"], "succeeded", "{}", second[0]);
     assert_eq!(second[0]["output"]["token"], "tok-3");
     assert_eq!(issued.load(Ordering::SeqCst), 3);

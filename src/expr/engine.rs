@@ -11,7 +11,7 @@ use rhai::{AST, Dynamic, Engine, OptimizationLevel, ParseErrorType, Scope};
 
 use super::error::{CompileError, EvalError, Signal};
 use super::template::{Template, ValueTemplate};
-use super::{money, scan, template, value};
+use super::{catalog, money, scan, template, value};
 
 /// Sandbox limits applied to every evaluation. A zero value disables a limit, as in Rhai, except
 /// `max_call_depth`, where zero allows no script function call at all.
@@ -318,6 +318,7 @@ fn build_engine(limits: &Limits) -> Engine {
     register_signals(&mut engine);
     disable_sleep(&mut engine);
     money::register(&mut engine);
+    catalog::register(&mut engine);
     engine
 }
 

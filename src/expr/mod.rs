@@ -14,11 +14,14 @@
 //!   [`dynamic_to_json`]. Rhai maps sort their keys, so objects come back with sorted keys.
 //! - Money: `decimal("24.50") * 1.19` is exact, and `round_money(2)` rounds halves away from
 //!   zero. See [`money`].
+//! - Catalog data: `gtin_valid(code)` checks a GTIN's check digit, `collapse_whitespace(text)`
+//!   tidies titles, and `warn(message)` logs a warning. See [`catalog`].
 //! - Sandbox: every evaluation is bounded by [`Limits`], whose notes list the gaps that Rhai
 //!   leaves. `import` and `eval` are rejected at compile time and `sleep` fails at run time.
 //!   `print` and `debug` go to `tracing` at debug level. Rhai 1.27's standard packages have no
 //!   file or network functions, and this module adds none.
 
+pub mod catalog;
 mod engine;
 mod error;
 pub mod money;

@@ -37,6 +37,7 @@ use axum::response::IntoResponse;
 use serde_json::Value;
 use tempfile::TempDir;
 use tether::engine::Engine;
+use tether::trigger::schedule::Clock;
 use tether::workflow::Env;
 use tokio::sync::oneshot;
 
@@ -132,10 +133,25 @@ impl TestServer {
 
     /// Starts the server even when some files fail validation.
     pub async fn start_with_problems(project: &Project, env: Env) -> Self {
+        Self::serve(project, env, Arc::new(StoppedClock)).await
+    }
+
+    /// Starts the server with schedules reading the time from `clock`.
+    pub async fn start_with_clock(project: &Project, env: Env, clock: Arc<dyn Clock>) -> Self {
+        let server = Self::serve(project, env, clock).await;
+        let problems = &server.engine.registry().problems;
+        assert!(
+            problems.is_empty(),
+            "bundled files have problems: {problems:?}"
+        );
+        server
+    }
+
+    async fn serve(project: &Project, env: Env, clock: Arc<dyn Clock>) -> Self {
         let data = TempDir::new().expect("creating the data directory");
         let engine =
             tether::app::open(project.path(), data.path(), &env).expect("opening the engine");
-        engine.start().expect("starting the engine");
+        engine.start_with_clock(clock).expect("starting the engine");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding 127.0.0.1:0");
@@ -224,6 +240,18 @@ impl Drop for TestServer {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+}
+
+/// A clock that always reads the same time, just after a whole hour.
+/// Servers started without a clock of their own use it, so the bundled
+/// schedules (hourly, every 10 minutes) never fire in the middle of a test
+/// that counts runs; tests of schedules pass their own clock.
+pub struct StoppedClock;
+
+impl Clock for StoppedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        "2026-01-05T09:00:30Z".parse().expect("a valid time")
     }
 }
 
@@ -385,7 +413,6 @@ pub fn shop_env(supplier: &Supplier) -> Env {
         ("SUPPLIER_API_TOKEN", SUPPLIER_TOKEN.to_string()),
         ("SUPPLIER_BASE_URL", supplier.url()),
     ];
-    pairs.extend(SHOP_SETTINGS.map(|(name, value)| (name, value.to_string())));
     pairs.extend(
         CONNECTOR_SECRETS
             .iter()
@@ -394,17 +421,15 @@ pub fn shop_env(supplier: &Supplier) -> Env {
     Env::from_pairs(pairs)
 }
 
-/// Secrets and settings the bundled order workflows read, with test values.
-pub const SHOP_SETTINGS: [(&str, &str); 2] = [
-    ("OPERATOR_EMAIL", OPERATOR_EMAIL),
-    ("WOOCOMMERCE_WEBHOOK_SECRET", WOOCOMMERCE_WEBHOOK_SECRET),
-];
-
-/// Secrets the bundled store and supplier connectors read, with test values.
-pub const CONNECTOR_SECRETS: [(&str, &str); 5] = [
+/// Secrets the bundled connectors and shop workflows read, with test
+/// values. The location id is the one `ShopApis` stocks.
+pub const CONNECTOR_SECRETS: [(&str, &str); 8] = [
     ("SHOPIFY_ADMIN_TOKEN", "shpat_test_admin"),
     ("WOOCOMMERCE_CONSUMER_KEY", "ck_test"),
     ("WOOCOMMERCE_CONSUMER_SECRET", "cs_test"),
     ("CJ_EMAIL", "ops@lumen-trail.example"),
     ("CJ_API_KEY", "cj_test_key"),
+    ("SHOPIFY_LOCATION_ID", "655441491"),
+    ("OPERATOR_EMAIL", OPERATOR_EMAIL),
+    ("WOOCOMMERCE_WEBHOOK_SECRET", WOOCOMMERCE_WEBHOOK_SECRET),
 ];

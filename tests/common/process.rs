@@ -48,11 +48,6 @@ impl Launcher {
             ("SUPPLIER_BASE_URL", supplier_url),
         ];
         env.extend(
-            super::SHOP_SETTINGS
-                .iter()
-                .map(|(name, value)| (*name, value.to_string())),
-        );
-        env.extend(
             super::CONNECTOR_SECRETS
                 .iter()
                 .map(|(name, value)| (*name, value.to_string())),

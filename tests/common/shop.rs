@@ -26,6 +26,7 @@ pub const CJ_ACCESS_TOKEN: &str = "cj-access-3f9a";
 
 const SHOPIFY_PREFIX: &str = "/admin/api/2024-10/";
 const CJ_PREFIX: &str = "/api2.0/v1/";
+const SUPPLIER_STOCK_PREFIX: &str = "/v1/stock/";
 
 /// Picks the response to one request before the routes do. `None` leaves
 /// the request to the routes.
@@ -53,6 +54,9 @@ pub struct ShopState {
     /// [`fulfillment_order_id`] gives, open until a fulfillment closes it.
     pub shopify_orders: BTreeMap<u64, Value>,
     pub shopify_fulfillments: Vec<Value>,
+    /// Stock per SKU at the generic supplier (`connectors/supplier.yaml`),
+    /// served at `GET /v1/stock/{sku}`.
+    pub supplier_stock: HashMap<String, i64>,
     /// Fulfillment orders already fulfilled.
     pub closed_fulfillment_orders: Vec<u64>,
     next_id: u64,
@@ -195,6 +199,9 @@ fn answer(state: &mut ShopState, request: &Recorded) -> Answer {
     if let Some(rest) = request.path.strip_prefix(CJ_PREFIX) {
         return cj(state, &request.method, rest, request);
     }
+    if let Some(sku) = request.path.strip_prefix(SUPPLIER_STOCK_PREFIX) {
+        return supplier_stock(state, &request.method, sku, request);
+    }
     not_found()
 }
 
@@ -325,6 +332,25 @@ fn shopify(
             }
             state.shopify_products.insert(id, product.clone());
             ok(json!({ "product": product }))
+        }
+        ("POST", ["products", id, "variants.json"]) => {
+            let Some(id) = id_of(id).filter(|id| state.shopify_products.contains_key(id)) else {
+                return not_found();
+            };
+            let variant = body(request)["variant"].clone();
+            if !variant.is_object() {
+                return Answer::json(
+                    StatusCode::BAD_REQUEST,
+                    json!({ "errors": { "variant": "Required parameter missing or invalid" } }),
+                );
+            }
+            let created = new_variant(state, id, variant);
+            let product = state.shopify_products.get_mut(&id).expect("checked above");
+            match product["variants"].as_array_mut() {
+                Some(variants) => variants.push(created.clone()),
+                None => product["variants"] = json!([created.clone()]),
+            }
+            Answer::json(StatusCode::CREATED, json!({ "variant": created }))
         }
         ("PUT", ["variants", id]) => {
             let Some(id) = id_of(id) else {
@@ -564,4 +590,94 @@ fn create_cj_order(state: &mut ShopState, body: &Value) -> Answer {
         "postageAmount": null,
         "orderAmount": null,
     }))
+}
+
+/// The generic supplier's stock of one SKU, in its `{code, result,
+/// message, data}` envelope with HTTP 200 even for errors.
+fn supplier_stock(state: &ShopState, method: &Method, sku: &str, request: &Recorded) -> Answer {
+    let envelope = |code: u64, message: &str, data: Value| {
+        let result = code == 200;
+        Answer::json(
+            StatusCode::OK,
+            json!({ "code": code, "result": result, "message": message, "data": data }),
+        )
+    };
+    let expected = format!("Bearer {}", super::SUPPLIER_TOKEN);
+    if request.header("authorization") != Some(expected.as_str()) {
+        return Answer::json(
+            StatusCode::UNAUTHORIZED,
+            json!({ "code": 401, "result": false, "message": "invalid token", "data": null }),
+        );
+    }
+    if method != Method::GET {
+        return not_found();
+    }
+    match state.supplier_stock.get(sku) {
+        Some(quantity) => envelope(200, "Success", json!({ "sku": sku, "quantity": quantity })),
+        None => envelope(1600404, &format!("SKU {sku} not found"), Value::Null),
+    }
+}
+
+/// A manual workflow that writes the `set` entries (`{key, value}`) of its
+/// input to kv, deletes its `delete` keys, and lists the keys under
+/// `prefix`, so tests can seed and read the shop workflows' kv state.
+pub const KV_TOOL: &str = r#"name: kv-tool
+trigger: manual
+steps:
+  - id: set
+    foreach: "${{ trigger.body.set }}"
+    steps:
+      - id: one
+        uses: kv.set
+        with: { key: "${{ item.key }}", value: "${{ item.value }}" }
+  - id: delete
+    foreach: "${{ trigger.body.delete }}"
+    steps:
+      - id: one
+        uses: kv.delete
+        with: { key: "${{ item }}" }
+  - id: list
+    uses: kv.list
+    with: { prefix: "${{ trigger.body.prefix }}" }
+"#;
+
+/// Runs [`KV_TOOL`], which the project must hold as `kv-tool.yaml`.
+pub async fn kv_tool(server: &super::TestServer, set: Value, delete: Value, prefix: &str) -> Value {
+    let input = json!({ "set": set, "delete": delete, "prefix": prefix });
+    let run = server
+        .engine
+        .run_now("kv-tool", tether::engine::run::TriggerEvent::manual(input))
+        .await
+        .expect("running kv-tool");
+    assert_eq!(
+        run.status,
+        tether::engine::run::RunStatus::Succeeded,
+        "kv-tool: {run:?}"
+    );
+    run.output.expect("kv-tool lists keys")
+}
+
+/// Returns the kv values under `prefix`, by key.
+pub async fn kv_values(server: &super::TestServer, prefix: &str) -> BTreeMap<String, Value> {
+    let listed = kv_tool(server, json!([]), json!([]), prefix).await;
+    listed["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            let key = entry["key"].as_str().unwrap_or_default().to_string();
+            (key, entry["value"].clone())
+        })
+        .collect()
+}
+
+/// Writes `value` to kv `key`.
+pub async fn kv_put(server: &super::TestServer, key: &str, value: Value) {
+    kv_tool(
+        server,
+        json!([{ "key": key, "value": value }]),
+        json!([]),
+        key,
+    )
+    .await;
 }

@@ -7,7 +7,8 @@ use tether::workflow::Env;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// A minimal SMTP server: replies to each command, keeps every message's DATA,
-/// and rejects the first `reject_first` messages with a temporary 451.
+/// and rejects the first `reject_first` messages, with a temporary 451
+/// unless started with another reply.
 #[derive(Clone, Default)]
 pub struct SmtpServer {
     messages: Arc<Mutex<Vec<String>>>,
@@ -16,6 +17,12 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub async fn start(reject_first: usize) -> (Self, u16) {
+        Self::start_rejecting(reject_first, "451 try again later").await
+    }
+
+    /// Like [`SmtpServer::start`], replying to the rejected messages with
+    /// `reply`, such as a permanent `550 mailbox unavailable`.
+    pub async fn start_rejecting(reject_first: usize, reply: &'static str) -> (Self, u16) {
         let server = SmtpServer::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -25,13 +32,13 @@ impl SmtpServer {
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let server = shared.clone();
-                tokio::spawn(async move { server.session(socket, reject_first).await });
+                tokio::spawn(async move { server.session(socket, reject_first, reply).await });
             }
         });
         (server, port)
     }
 
-    async fn session(&self, socket: tokio::net::TcpStream, reject_first: usize) {
+    async fn session(&self, socket: tokio::net::TcpStream, reject_first: usize, reply: &str) {
         let (read, mut write) = socket.into_split();
         let mut lines = BufReader::new(read).lines();
         let _ = write.write_all(b"220 smtp.test ESMTP\r\n").await;
@@ -49,14 +56,21 @@ impl SmtpServer {
                     data.push_str(&line);
                     data.push('\n');
                 }
-                let mut rejected = self.rejected.lock().expect("lock");
-                if *rejected < reject_first {
-                    *rejected += 1;
-                    b"451 try again later\r\n"
-                } else {
-                    self.messages.lock().expect("lock").push(data);
-                    b"250 queued as 1\r\n"
+                let rejecting = {
+                    let mut rejected = self.rejected.lock().expect("lock");
+                    let rejecting = *rejected < reject_first;
+                    if rejecting {
+                        *rejected += 1;
+                    } else {
+                        self.messages.lock().expect("lock").push(data);
+                    }
+                    rejecting
+                };
+                if rejecting {
+                    let _ = write.write_all(format!("{reply}\r\n").as_bytes()).await;
+                    continue;
                 }
+                b"250 queued as 1\r\n"
             } else if command.starts_with("QUIT") {
                 let _ = write.write_all(b"221 bye\r\n").await;
                 return;

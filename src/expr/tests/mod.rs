@@ -1,5 +1,6 @@
 //! Tests for the `expr` module, one file per source file, with shared helpers here.
 
+mod catalog;
 mod engine;
 mod money;
 mod sandbox;
