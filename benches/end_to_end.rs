@@ -37,6 +37,15 @@ fn main() {
     runtime.block_on(run(orders, concurrency));
 }
 
+/// The workflow's `concurrency`, from `TETHER_BENCH_WORKFLOW_CONCURRENCY`;
+/// 4, as in the test workflow, when unset.
+fn workflow_limit() -> usize {
+    std::env::var("TETHER_BENCH_WORKFLOW_CONCURRENCY")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(4)
+}
+
 async fn run(orders: usize, concurrency: usize) {
     let (supplier, received) = supplier().await;
     let env = Env::from_pairs([
@@ -46,7 +55,8 @@ async fn run(orders: usize, concurrency: usize) {
     ]);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let workflow = std::fs::read_to_string(root.join("tests/workflows/forward-order.yaml"))
-        .expect("reading tests/workflows/forward-order.yaml");
+        .expect("reading tests/workflows/forward-order.yaml")
+        .replace("concurrency: 4", &format!("concurrency: {}", workflow_limit()));
     let bench = support::serve(
         &["connectors/supplier.yaml"],
         &[("forward-order.yaml", &workflow)],
