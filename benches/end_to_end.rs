@@ -56,7 +56,10 @@ async fn run(orders: usize, concurrency: usize) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let workflow = std::fs::read_to_string(root.join("tests/workflows/forward-order.yaml"))
         .expect("reading tests/workflows/forward-order.yaml")
-        .replace("concurrency: 4", &format!("concurrency: {}", workflow_limit()));
+        .replace(
+            "concurrency: 4",
+            &format!("concurrency: {}", workflow_limit()),
+        );
     let bench = support::serve(
         &["connectors/supplier.yaml"],
         &[("forward-order.yaml", &workflow)],

@@ -22,6 +22,7 @@ trigger:
     path: /hooks/woo/order-created
     verify:
       hmac_sha256: { header: X-WC-Webhook-Signature, secret: "${{ secrets.WOO_SECRET }}", encoding: base64 }
+    ping: woocommerce
 steps:
   - id: read
     script: |
@@ -172,6 +173,39 @@ async fn woocommerce_wrong_signature_is_401() {
 
     let response = post(&server, "/hooks/woo/order-created", &headers, body).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn woocommerce_ping_gets_200_without_run() {
+    let (_supplier, server) = server().await;
+    let form = [(
+        "Content-Type",
+        "application/x-www-form-urlencoded".to_string(),
+    )];
+
+    let ping = post(
+        &server,
+        "/hooks/woo/order-created",
+        &form,
+        b"webhook_id=17".to_vec(),
+    )
+    .await;
+    assert_eq!(ping.status(), StatusCode::OK);
+    let runs = server.get_json("/api/runs?workflow=woo").await;
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(0), "{runs}");
+
+    let other = post(
+        &server,
+        "/hooks/woo/order-created",
+        &form,
+        b"webhook_id=17&x=1".to_vec(),
+    )
+    .await;
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+
+    // A trigger without `ping` checks the signature of the same body.
+    let github = post(&server, "/hooks/github", &form, b"webhook_id=17".to_vec()).await;
+    assert_eq!(github.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -8,14 +8,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::engine::Submitted;
 use crate::engine::run::RunStatus;
 use crate::trigger::webhook;
 use crate::workflow::Trigger;
-use crate::workflow::model::Respond;
+use crate::workflow::model::{Ping, Respond};
 
 /// Handles a webhook delivery and counts its outcome in the metrics.
 pub(super) async fn receive(
@@ -101,6 +101,10 @@ async fn handle(
         .await
         .map_err(|_| too_large())?;
 
+    if trigger.ping == Some(Ping::WooCommerce) && is_woocommerce_ping(&body) {
+        tracing::info!(workflow = %workflow.name, "WooCommerce ping answered without a run");
+        return Ok((StatusCode::OK, Json(json!({ "ping": "ok" }))).into_response());
+    }
     if let Some(verify) = &trigger.verify
         && let Err(reason) = webhook::verify_request(verify, &headers, &body, Utc::now())
     {
@@ -162,4 +166,12 @@ async fn respond_when_ended(
         }
     };
     Ok(response)
+}
+
+/// Tells whether `body` is WooCommerce's ping, `webhook_id=` and a number.
+/// It carries no signature, and answering it with an error makes
+/// WooCommerce count a failed delivery.
+fn is_woocommerce_ping(body: &[u8]) -> bool {
+    body.strip_prefix(b"webhook_id=")
+        .is_some_and(|id| !id.is_empty() && id.len() <= 20 && id.iter().all(u8::is_ascii_digit))
 }

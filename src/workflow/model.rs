@@ -108,6 +108,15 @@ pub struct WebhookTrigger {
     pub dedup_header: Option<String>,
     pub max_body: usize,
     pub respond: Respond,
+    pub ping: Option<Ping>,
+}
+
+/// A platform's test request that a webhook answers 200 without a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ping {
+    /// WooCommerce's request when a webhook is saved: the form body
+    /// `webhook_id=<id>`, without a signature.
+    WooCommerce,
 }
 
 /// Default time `respond: sync` waits for the run before responding 202.

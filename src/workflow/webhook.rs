@@ -6,10 +6,10 @@ use serde_json::Value;
 use super::checker::Checker;
 use super::de::Spanned;
 use super::model::{
-    DEFAULT_MAX_BODY, DEFAULT_RESPOND_TIMEOUT, DEFAULT_SIGNATURE_TOLERANCE, HmacVerify, Respond,
-    SignatureEncoding, TimestampedVerify, Verify, WebhookTrigger,
+    DEFAULT_MAX_BODY, DEFAULT_RESPOND_TIMEOUT, DEFAULT_SIGNATURE_TOLERANCE, HmacVerify, Ping,
+    Respond, SignatureEncoding, TimestampedVerify, Verify, WebhookTrigger,
 };
-use super::raw::{RawEncoding, RawRespond, RawVerify, RawWebhook};
+use super::raw::{RawEncoding, RawPing, RawRespond, RawVerify, RawWebhook};
 
 pub(super) fn validate_webhook(
     raw: &RawWebhook,
@@ -50,6 +50,9 @@ pub(super) fn validate_webhook(
             .map(|h| h.value.to_ascii_lowercase()),
         max_body,
         respond,
+        ping: raw.ping.map(|ping| match ping {
+            RawPing::Woocommerce => Ping::WooCommerce,
+        }),
     })
 }
 
