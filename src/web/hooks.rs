@@ -102,7 +102,7 @@ async fn handle(
         .map_err(|_| too_large())?;
 
     if trigger.ping == Some(Ping::WooCommerce) && is_woocommerce_ping(&body) {
-        tracing::info!(workflow = %workflow.name, "WooCommerce ping answered without a run");
+        tracing::info!(workflow = %workflow.name, "responded 200 to a WooCommerce ping without starting a run");
         return Ok((StatusCode::OK, Json(json!({ "ping": "ok" }))).into_response());
     }
     if let Some(verify) = &trigger.verify
@@ -169,7 +169,7 @@ async fn respond_when_ended(
 }
 
 /// Tells whether `body` is WooCommerce's ping, `webhook_id=` and a number.
-/// It carries no signature, and answering it with an error makes
+/// It carries no signature, and an error response to it makes
 /// WooCommerce count a failed delivery.
 fn is_woocommerce_ping(body: &[u8]) -> bool {
     body.strip_prefix(b"webhook_id=")
