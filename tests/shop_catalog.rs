@@ -86,15 +86,21 @@ async fn start(apis: &ShopApis) -> TestServer {
     let project = Project::bundled();
     project.add_workflow("kv-tool.yaml", KV_TOOL);
     // The bundled connectors keep to CJ's one request per second and
-    // Shopify's two. These tests import several times, so their copies
+    // Shopify's bucket. These tests import several times, so their copies
     // allow more.
-    for (file, limit) in [("cj", 1), ("shopify", 2)] {
+    for file in ["cj", "shopify"] {
         let connector = project.path().join(format!("connectors/{file}.yaml"));
         let text = std::fs::read_to_string(&connector).expect("reading a connector");
-        let faster = text.replace(
-            &format!("rate_limit: {{ requests: {limit}, per: 1s }}"),
-            "rate_limit: { requests: 100, per: 1s }",
-        );
+        let faster: String = text
+            .lines()
+            .map(|line| {
+                if line.starts_with("rate_limit:") {
+                    "rate_limit: { requests: 100, per: 1s }\n".to_string()
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect();
         assert_ne!(
             faster, text,
             "{file}.yaml has no rate_limit line to replace"

@@ -193,7 +193,11 @@ async fn shopify_order_creates_one_cj_order() {
     assert_eq!(order["logisticName"], "CJPacket Ordinary");
     assert_eq!(order["fromCountryCode"], "CN");
 
-    let child_run = run["steps"][1]["input"]["child_run_id"]
+    let forward = run["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|step| step["id"] == "forward"))
+        .expect("a forward step");
+    let child_run = forward["input"]["child_run_id"]
         .as_str()
         .expect("the forward step names its child run");
     let calls = shop.create_calls();
@@ -262,7 +266,7 @@ async fn unmapped_sku_fails_and_emails_operator() {
 
     assert_eq!(run["status"], "failed", "run: {run}");
     let error = run["error"].as_str().expect("an error");
-    assert!(error.contains("no CJ variant for SKU 00123"), "{error}");
+    assert!(error.contains("no CJ variant for SKU \"00123\""), "{error}");
     assert!(
         !error.contains("HL-900-RC"),
         "only the unmapped SKU: {error}"
@@ -271,7 +275,7 @@ async fn unmapped_sku_fails_and_emails_operator() {
     assert!(shop.cj_orders().is_empty());
     let email = operator_email(&shop);
     assert!(email.contains("Shopify order #1042"), "{email}");
-    assert!(email.contains("no CJ variant for SKU 00123"), "{email}");
+    assert!(email.contains("no CJ variant for SKU \"00123\""), "{email}");
 }
 
 #[tokio::test]
@@ -287,7 +291,7 @@ async fn short_stock_fails_and_emails_operator() {
 
     assert_eq!(run["status"], "failed", "run: {run}");
     let error = run["error"].as_str().expect("an error");
-    let reason = "SKU HL-900-RC needs 2, 1 available in CN";
+    let reason = "SKU \"HL-900-RC\" needs 2, 1 available in CN";
     assert!(error.contains(reason), "{error}");
     assert!(!error.contains("00123"), "only the short SKU: {error}");
     assert!(shop.create_calls().is_empty(), "no CJ order");
@@ -337,6 +341,7 @@ async fn unpaid_order_skipped_without_email() {
     shop.stock_fixture_order();
     let mut order = shopify_fixture();
     order["financial_status"] = json!("pending");
+    shop.apis.state().add_shopify_order(order.clone());
     let body = serde_json::to_vec(&order).expect("encoding the order");
 
     let run = shop.post_shopify_order(&body, "unpaid-delivery").await;
@@ -353,9 +358,11 @@ async fn unpaid_order_skipped_without_email() {
         .map(|request| request.path.clone())
         .filter(|path| path.contains("/orders/") || path.contains("queryByVid"))
         .collect();
-    assert!(
-        order_calls.is_empty(),
-        "no order or stock call: {order_calls:?}"
+    // The order is read once, to see whether it is paid now; nothing else.
+    assert_eq!(
+        order_calls,
+        ["/admin/api/2024-10/orders/6123456789012345.json"],
+        "only the order read: {order_calls:?}"
     );
     assert!(shop.create_calls().is_empty(), "no CJ order");
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -445,11 +452,96 @@ async fn woocommerce_failure_holds_order() {
     let notes = state.notes_of(WOO_ORDER_ID);
     assert_eq!(notes.len(), 1, "one note: {notes:?}");
     let note = notes[0]["note"].as_str().expect("note text");
-    assert!(note.contains("no CJ variant for SKU HL-COB-230"), "{note}");
+    assert!(note.contains("no CJ variant for SKU \"HL-COB-230\""), "{note}");
     let email = operator_email(&shop);
     assert!(email.contains("WooCommerce order #7315"), "{email}");
     assert!(
-        email.contains("no CJ variant for SKU HL-COB-230"),
+        email.contains("no CJ variant for SKU \"HL-COB-230\""),
         "{email}"
     );
+}
+
+#[tokio::test]
+async fn order_cj_already_has_is_taken_over() {
+    let shop = Shop::start().await;
+    shop.stock_fixture_order();
+    shop.apis.state().add_shopify_order(shopify_fixture());
+    // CJ created the order on an attempt whose answer was lost, so the
+    // next create is refused for its orderNumber.
+    shop.apis.state().cj_orders.push(json!({
+        "orderId": "CJ2612049999999999",
+        "orderNum": SHOPIFY_ORDER_ID.to_string(),
+        "orderNumber": SHOPIFY_ORDER_ID.to_string(),
+        "orderStatus": "CREATED",
+    }));
+
+    let run = shop
+        .post_shopify_order(&fixture("shopify-orders-create.json"), SHOPIFY_WEBHOOK_ID)
+        .await;
+
+    assert_eq!(run["status"], "succeeded", "run: {run}");
+    assert_eq!(run["output"]["cj_order_id"], "CJ2612049999999999");
+    assert_eq!(shop.cj_orders().len(), 1, "no second CJ order");
+    let state = shop.apis.state();
+    let tags = state.shopify_orders[&SHOPIFY_ORDER_ID]["tags"].clone();
+    assert_eq!(tags, "cj-order-CJ2612049999999999");
+    drop(state);
+    assert!(shop.smtp.messages().is_empty(), "no operator email");
+}
+
+#[tokio::test]
+async fn unshipped_line_and_no_postcode_pass() {
+    let shop = Shop::start().await;
+    shop.stock_fixture_order();
+    let mut order = shopify_fixture();
+    let tip = json!({
+        "id": 15001234567890125_u64, "sku": null, "title": "Tip",
+        "quantity": 1, "price": "2.00", "requires_shipping": false,
+    });
+    order["line_items"].as_array_mut().expect("line items").push(tip);
+    let address = &mut order["shipping_address"];
+    address["city"] = json!("Hong Kong");
+    address["country"] = json!("Hong Kong");
+    address["country_code"] = json!("HK");
+    address["zip"] = Value::Null;
+    shop.apis.state().add_shopify_order(order.clone());
+    let body = serde_json::to_vec(&order).expect("encoding the order");
+
+    let run = shop.post_shopify_order(&body, "hong-kong-delivery").await;
+
+    assert_eq!(run["status"], "succeeded", "run: {run}");
+    let created = shop.cj_orders();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["shippingCountryCode"], "HK");
+    let products = created[0]["products"].as_array().expect("products");
+    assert_eq!(products.len(), 2, "the tip is not sent: {products:?}");
+}
+
+#[tokio::test]
+async fn replay_after_mapping_the_sku_forwards_once() {
+    let shop = Shop::start().await;
+    shop.stock("HL-900-RC", VID_HEADLAMP, 40);
+    shop.apis.state().add_shopify_order(shopify_fixture());
+    let failed = shop
+        .post_shopify_order(&fixture("shopify-orders-create.json"), SHOPIFY_WEBHOOK_ID)
+        .await;
+    assert_eq!(failed["status"], "failed", "run: {failed}");
+
+    shop.stock("00123", VID_BATTERY, 40);
+    let failed_id = failed["id"].as_str().expect("run id");
+    let response = shop
+        .server
+        .client
+        .post(shop.server.url(&format!("/api/runs/{failed_id}/retry")))
+        .json(&json!({ "from_start": true }))
+        .send()
+        .await
+        .expect("replaying");
+    assert!(response.status().is_success(), "{}", response.status());
+    let answer: Value = response.json().await.expect("a JSON answer");
+    let replay_id = answer["run_id"].as_str().expect("the replay's run id");
+    let replay = shop.server.wait_for_run(replay_id).await;
+
+    assert_eq!(replay["status"], "succeeded", "run: {replay}");
+    assert_eq!(shop.cj_orders().len(), 1);
 }

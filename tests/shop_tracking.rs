@@ -257,3 +257,40 @@ async fn unknown_carrier_links_universal_tracking() {
         format!("https://t.17track.net/en#nums={TRACKING_NUMBER}")
     );
 }
+
+#[tokio::test]
+async fn grouped_tracking_number_loses_spaces() {
+    let shop = Shop::start(0).await;
+    {
+        let mut state = shop.apis.state();
+        let order = &mut state.cj_orders[0];
+        order["orderStatus"] = json!("SHIPPED");
+        order["trackNumber"] = json!("YT24 1234 5678 9012 34");
+    }
+
+    let run = shop.first_run().await;
+
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let fulfillments = shop.apis.state().shopify_fulfillments.clone();
+    assert_eq!(fulfillments[0]["tracking_number"], TRACKING_NUMBER);
+}
+
+#[tokio::test]
+async fn woocommerce_shipment_is_skipped() {
+    let shop = Shop::start(0).await;
+    {
+        let mut state = shop.apis.state();
+        let order = &mut state.cj_orders[0];
+        order["orderNum"] = json!("wc-7315");
+        order["orderStatus"] = json!("SHIPPED");
+        order["trackNumber"] = json!(TRACKING_NUMBER);
+    }
+
+    let run = shop.first_run().await;
+
+    assert_eq!(run["status"], "skipped", "{run}");
+    let reason = run["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("WooCommerce order wc-7315"), "{reason}");
+    assert!(shop.apis.state().shopify_fulfillments.is_empty());
+    assert!(shop.smtp.messages().is_empty(), "no email");
+}
