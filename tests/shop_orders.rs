@@ -452,7 +452,10 @@ async fn woocommerce_failure_holds_order() {
     let notes = state.notes_of(WOO_ORDER_ID);
     assert_eq!(notes.len(), 1, "one note: {notes:?}");
     let note = notes[0]["note"].as_str().expect("note text");
-    assert!(note.contains("no CJ variant for SKU \"HL-COB-230\""), "{note}");
+    assert!(
+        note.contains("no CJ variant for SKU \"HL-COB-230\""),
+        "{note}"
+    );
     let email = operator_email(&shop);
     assert!(email.contains("WooCommerce order #7315"), "{email}");
     assert!(
@@ -498,7 +501,10 @@ async fn unshipped_line_and_no_postcode_pass() {
         "id": 15001234567890125_u64, "sku": null, "title": "Tip",
         "quantity": 1, "price": "2.00", "requires_shipping": false,
     });
-    order["line_items"].as_array_mut().expect("line items").push(tip);
+    order["line_items"]
+        .as_array_mut()
+        .expect("line items")
+        .push(tip);
     let address = &mut order["shipping_address"];
     address["city"] = json!("Hong Kong");
     address["country"] = json!("Hong Kong");
