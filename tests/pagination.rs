@@ -246,3 +246,46 @@ async fn rate_and_concurrency_limits_shared_by_runs() {
         times[3] - times[0]
     );
 }
+
+const REPORTING: &str = r#"name: reporting
+config:
+  base_url: { env: SUPPLIER_BASE_URL }
+rate_limit: { requests: 10, per: 10s, usage_header: X-Call-Limit }
+operations:
+  ping: { method: POST, path: /ping }
+"#;
+
+#[tokio::test]
+async fn usage_header_drains_the_bucket() {
+    // The API reports its bucket nearly full, as Shopify does when other
+    // clients of the shop use it too.
+    let supplier = Supplier::start(Arc::new(|_: &Recorded, _| {
+        Answer::order_created("x").header("x-call-limit", "39/40")
+    }))
+    .await;
+    let project = Project::bundled();
+    std::fs::write(project.path().join("connectors/reporting.yaml"), REPORTING)
+        .expect("writing the connector");
+    project.add_workflow(
+        "twice.yaml",
+        "name: twice\ntrigger: manual\nsteps:\n  - id: first\n    uses: reporting.ping\n  - id: second\n    uses: reporting.ping\n",
+    );
+    let server = TestServer::start(&project, shop_env(&supplier)).await;
+
+    let run = server
+        .engine
+        .run_now("twice", TriggerEvent::manual(json!({})))
+        .await
+        .expect("running");
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let times: Vec<_> = supplier.received().iter().map(|r| r.received_at).collect();
+    assert_eq!(times.len(), 2);
+    // 39 of 40 used leaves a quarter of a token in the 10-token bucket,
+    // which refills at one per second: the second call waits about 0.75 s.
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(600),
+        "the usage header was ignored: {:?}",
+        times[1] - times[0]
+    );
+}

@@ -112,6 +112,15 @@ impl HttpRuntime {
             }
             let _permit = self.limits.acquire(connector).await;
             let (status, headers, bytes) = self.exchange(name, request).await?;
+            if let Some(reported) = connector
+                .rate_limit
+                .as_ref()
+                .and_then(|rate| rate.usage_header.as_ref())
+                .and_then(|header| headers.get(header.as_str()))
+                .and_then(|value| value.to_str().ok())
+            {
+                self.limits.observe_usage(connector, reported);
+            }
             if status == StatusCode::UNAUTHORIZED && token.is_some() && !retried {
                 // The token may have been revoked or expired early.
                 tracing::info!(connector = %connector.name, "token rejected; fetching a new one");

@@ -37,7 +37,7 @@ impl Limits {
                 semaphore.acquire_owned().await.ok()
             }
         };
-        if let Some(rate) = connector.rate_limit {
+        if let Some(rate) = &connector.rate_limit {
             while let Some(wait) = self.take_token(&connector.name, rate) {
                 tokio::time::sleep(wait).await;
             }
@@ -45,8 +45,40 @@ impl Limits {
         permit
     }
 
+    /// Lowers the connector's bucket to what the API reports left, from a
+    /// `used/limit` usage header such as `32/40`. A value that does not
+    /// parse changes nothing.
+    pub(crate) fn observe_usage(&self, connector: &Connector, reported: &str) {
+        let Some(rate) = &connector.rate_limit else {
+            return;
+        };
+        let Some((used, limit)) = reported.split_once('/') else {
+            return;
+        };
+        let (Ok(used), Ok(limit)) = (used.trim().parse::<f64>(), limit.trim().parse::<f64>())
+        else {
+            return;
+        };
+        if limit <= 0.0 {
+            return;
+        }
+        let capacity = f64::from(rate.requests);
+        let left = ((limit - used) / limit).clamp(0.0, 1.0) * capacity;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets
+            .entry(connector.name.clone())
+            .or_insert_with(|| Bucket {
+                tokens: capacity,
+                refilled: Instant::now(),
+            });
+        if left < bucket.tokens {
+            tracing::debug!(connector = %connector.name, reported, "the API reports fewer requests left; slowing down");
+            bucket.tokens = left;
+        }
+    }
+
     /// Takes a token, or returns how long until one is available.
-    fn take_token(&self, name: &str, rate: RateLimit) -> Option<Duration> {
+    fn take_token(&self, name: &str, rate: &RateLimit) -> Option<Duration> {
         let per_second = f64::from(rate.requests) / rate.per.as_secs_f64();
         let capacity = f64::from(rate.requests);
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());

@@ -36,10 +36,13 @@ pub struct Connector {
 }
 
 /// A token bucket: `requests` calls per `per`, with bursts up to `requests`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RateLimit {
     pub requests: u32,
     pub per: Duration,
+    /// Header, in lower case, whose `used/limit` value empties the bucket
+    /// as far as the API reports it used, counting other clients' calls.
+    pub usage_header: Option<String>,
 }
 
 /// Largest number of pages one paginated call reads unless the operation
@@ -173,6 +176,10 @@ pub fn validate(raw: &RawConnector, checker: &mut Checker<'_>) -> Option<Connect
         Some(RateLimit {
             requests: limit.requests.value,
             per,
+            usage_header: limit
+                .usage_header
+                .as_ref()
+                .map(|header| header.value.to_ascii_lowercase()),
         })
     });
     let concurrency = raw.concurrency.as_ref().and_then(|limit| {

@@ -37,6 +37,10 @@ pub struct RawConnector {
 pub struct RawRateLimit {
     pub requests: Spanned<u32>,
     pub per: Spanned<String>,
+    /// A response header reporting the API's own count as `used/limit`,
+    /// such as Shopify's `X-Shopify-Shop-Api-Call-Limit: 32/40`.
+    #[serde(default)]
+    pub usage_header: Option<Spanned<String>>,
 }
 
 /// How to read every page of a listing: exactly one of `page`, `cursor`
