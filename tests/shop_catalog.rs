@@ -461,3 +461,52 @@ fn shopify_writes(apis: &ShopApis) -> usize {
         .filter(|request| request.path.starts_with("/admin/") && request.method != "GET")
         .count()
 }
+
+#[tokio::test]
+async fn duplicate_sku_is_imported_once() {
+    let apis = ShopApis::start().await;
+    let mut products = fixture_products();
+    // A second CJ product reuses the COB lamp's SKU on a cheaper variant.
+    let mut copy = products[1].clone();
+    copy["pid"] = json!("1699000000000000009");
+    copy["productSku"] = json!("CJHL9999");
+    copy["variants"][0]["vid"] = json!("1699000000000000901");
+    copy["variants"][0]["variantSellPrice"] = json!("1.00");
+    products.push(copy);
+    let listing = Listing::serve(&apis, products.clone(), |_| None);
+    let server = start(&apis).await;
+
+    let run = import(&server, json!({})).await;
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(apis.state().shopify_products.len(), 2);
+    let catalog = kv_values(&server, "catalog/CJHL0230").await;
+    assert_eq!(catalog.len(), 1);
+    assert_eq!(catalog["catalog/CJHL0230"]["vid"], "1699000000000000201");
+    assert_eq!(catalog["catalog/CJHL0230"]["wholesale"], "3.10");
+    assert_eq!(variant_field(&apis, "CJHL0230", "price"), "8.99");
+    let output = run.output.clone().expect("a summary");
+    let warnings: Vec<String> = output["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| w.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("1699000000000000901") && w.contains("more than one CJ variant")),
+        "{warnings:?}"
+    );
+
+    // Listed first on the next day, the copy still does not take the SKU
+    // over from the variant catalog/CJHL0230 names.
+    products.rotate_right(1);
+    listing.set(products);
+    let again = import(&server, json!({})).await;
+    assert_eq!(again.status, RunStatus::Succeeded, "{again:?}");
+    assert_eq!(apis.state().shopify_products.len(), 2);
+    let catalog = kv_values(&server, "catalog/CJHL0230").await;
+    assert_eq!(catalog["catalog/CJHL0230"]["vid"], "1699000000000000201");
+    assert_eq!(catalog["catalog/CJHL0230"]["pid"], "1699000000000000002");
+}

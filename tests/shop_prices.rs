@@ -295,3 +295,38 @@ async fn failed_listing_pushes_nothing() {
     assert!(pushed_prices(&apis).is_empty());
     assert!(kv_values(&server, "price/").await.is_empty());
 }
+
+#[tokio::test]
+async fn sync_prices_from_catalog_vid() {
+    let (apis, server) = seeded_shop().await;
+    // Another CJ product, listed first, carries the COB lamp's SKU on a
+    // cheaper variant that the store does not sell.
+    {
+        let mut state = apis.state();
+        let impostor = json!({
+            "pid": "1699000000000000009", "productSku": "CJHL9999",
+            "productNameEn": "COB work headlamp, bulk", "categoryName": "Outdoor / Lighting / Headlamps",
+            "variants": [
+                { "vid": "1699000000000000901", "variantSku": "CJHL0230", "variantSellPrice": "1.00" }
+            ]
+        });
+        state.cj_products.insert(0, impostor);
+        // CJ repeats the sold variant further down the listing.
+        let repeated = state.cj_products[2].clone();
+        state.cj_products.push(repeated);
+    }
+
+    let run = sync(&server).await;
+
+    let cob_puts = apis.calls("PUT", &variant_path(45_100_000_000_003));
+    assert_eq!(cob_puts.len(), 1, "one push for the COB lamp");
+    // 3.10 + 5.00 rounds up to 8.99; the impostor's 1.00 would give 6.99.
+    assert_eq!(cob_puts[0].json()["variant"]["price"], "8.99");
+    let output = run.output.expect("a summary");
+    assert_eq!(output["checked"], 3);
+    let warnings = output["warnings"].as_array().expect("warnings").clone();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    let text = |index: usize| warnings[index].as_str().unwrap_or_default().to_string();
+    assert!(text(0).contains("1699000000000000901"), "{}", text(0));
+    assert!(text(1).contains("again"), "{}", text(1));
+}
