@@ -50,11 +50,22 @@ impl Listing {
         products: Vec<Value>,
         page_answer: impl Fn(usize) -> Option<Answer> + Send + Sync + 'static,
     ) -> Self {
+        Self::serve_with(apis, products, page_answer, |_| None)
+    }
+
+    /// Like `serve`, and answers every other request with `other_answer`
+    /// when it returns a response.
+    fn serve_with(
+        apis: &ShopApis,
+        products: Vec<Value>,
+        page_answer: impl Fn(usize) -> Option<Answer> + Send + Sync + 'static,
+        other_answer: impl Fn(&Recorded) -> Option<Answer> + Send + Sync + 'static,
+    ) -> Self {
         let listing = Listing(Arc::new(Mutex::new(products)));
         let served = listing.clone();
         apis.set_fault(Some(Arc::new(move |request: &Recorded| {
             if request.path != "/api2.0/v1/product/list" {
-                return None;
+                return other_answer(request);
             }
             let page: usize = request
                 .param("pageNum")
@@ -509,4 +520,125 @@ async fn duplicate_sku_is_imported_once() {
     let catalog = kv_values(&server, "catalog/CJHL0230").await;
     assert_eq!(catalog["catalog/CJHL0230"]["vid"], "1699000000000000201");
     assert_eq!(catalog["catalog/CJHL0230"]["pid"], "1699000000000000002");
+}
+
+/// Answers `POST products.json` with Shopify's 422 for a title over 255
+/// characters or an image URL that does not start with https://.
+fn reject_invalid_products(request: &Recorded) -> Option<Answer> {
+    if request.method != "POST" || request.path != "/admin/api/2024-10/products.json" {
+        return None;
+    }
+    let product = request.json()["product"].clone();
+    let title = product["title"].as_str().unwrap_or_default();
+    if title.chars().count() > 255 {
+        return Some(Answer::json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "errors": { "title": ["is too long (maximum is 255 characters)"] } }),
+        ));
+    }
+    let images = product["images"].as_array().cloned().unwrap_or_default();
+    let invalid_image = images
+        .iter()
+        .any(|image| !image["src"].as_str().unwrap_or_default().starts_with("https://"));
+    invalid_image.then(|| {
+        Answer::json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "errors": { "image": ["Image URL is invalid"] } }),
+        )
+    })
+}
+
+#[tokio::test]
+async fn rejected_product_does_not_stop_import() {
+    let apis = ShopApis::start().await;
+    let mut products = fixture_products();
+    products.push(strap_product());
+    Listing::serve(&apis, products.clone(), |_| None);
+    let server = start(&apis).await;
+    let first = import(&server, json!({})).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
+
+    // CJ drops the strap, renames the 900lm lamp, and adds two products:
+    // one with a bad image URL, listed first, and one with a long title.
+    let mut bad_image = strap_product();
+    bad_image["pid"] = json!("1699000000000000005");
+    bad_image["productNameEn"] = json!("Headlamp battery pack");
+    bad_image["productImageSet"] = json!(["ftp://img.example.test/battery.jpg"]);
+    bad_image["variants"][0]["vid"] = json!("1699000000000000501");
+    bad_image["variants"][0]["variantSku"] = json!("CJHL0500");
+    let long_name = format!("Headlamp {}", "extra bright ".repeat(30));
+    let mut long_title = strap_product();
+    long_title["pid"] = json!("1699000000000000006");
+    long_title["productNameEn"] = json!(long_name);
+    long_title["variants"][0]["vid"] = json!("1699000000000000601");
+    long_title["variants"][0]["variantSku"] = json!("CJHL0600");
+    products.pop();
+    products[0]["productNameEn"] = json!("Rechargeable LED headlamp 900lm, USB-C");
+    products.insert(0, bad_image);
+    products.push(long_title);
+    Listing::serve_with(&apis, products, |_| None, reject_invalid_products);
+
+    let second = import(&server, json!({})).await;
+
+    assert_eq!(second.status, RunStatus::Failed, "{second:?}");
+    let error = second.error.clone().unwrap_or_default();
+    assert!(error.contains("SKU CJHL0500:"), "{error}");
+    assert!(error.contains("Image URL is invalid"), "{error}");
+    assert!(!error.contains("CJHL0600"), "{error}");
+    // The update and the draft after the rejected product still ran.
+    assert_eq!(product_status(&apis, "CJHL0400"), "draft");
+    assert_eq!(
+        apis.state()
+            .shopify_product_by_sku("CJHL0900-BK")
+            .expect("lamp")["title"],
+        "Rechargeable LED headlamp 900lm, USB-C"
+    );
+    // The long title was cut at a space before Shopify's limit.
+    let title = apis
+        .state()
+        .shopify_product_by_sku("CJHL0600")
+        .expect("the long-titled product")["title"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(title.chars().count() <= 255, "{title}");
+    assert!(long_name.starts_with(&title), "{title}");
+    assert!(long_name[title.len()..].starts_with(' '), "{title}");
+    let catalog = kv_values(&server, "catalog/").await;
+    assert!(!catalog.contains_key("catalog/CJHL0500"));
+    assert!(catalog.contains_key("catalog/CJHL0600"));
+}
+
+#[tokio::test]
+async fn failed_mpn_keeps_catalog_entry() {
+    let apis = ShopApis::start().await;
+    Listing::serve_with(&apis, fixture_products(), |_| None, |request| {
+        let variant_put =
+            request.method == "PUT" && request.path.starts_with("/admin/api/2024-10/variants/");
+        variant_put.then(|| {
+            Answer::json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "errors": { "metafields": ["is invalid"] } }),
+            )
+        })
+    });
+    let server = start(&apis).await;
+
+    let first = import(&server, json!({})).await;
+
+    assert_eq!(first.status, RunStatus::Failed, "{first:?}");
+    let error = first.error.clone().unwrap_or_default();
+    assert!(error.contains("SKU CJHL0900-BK:"), "{error}");
+    assert!(error.contains("MPN metafield"), "{error}");
+    assert_eq!(kv_values(&server, "catalog/").await.len(), 3);
+    assert_eq!(kv_values(&server, "price/").await.len(), 3);
+
+    let second = import(&server, json!({})).await;
+    assert_eq!(second.status, RunStatus::Failed, "{second:?}");
+    assert_eq!(
+        apis.calls("POST", "/admin/api/2024-10/products.json").len(),
+        2,
+        "no product is created twice"
+    );
+    assert_eq!(apis.state().shopify_products.len(), 2);
 }
