@@ -256,3 +256,57 @@ async fn unreachable_supplier_keeps_store_level() {
     assert_eq!(shop.store_level(CJ_ITEM), Some(3));
     assert_eq!(shop.kv_get("inventory/CJHL0900-BK"), None);
 }
+
+#[tokio::test]
+async fn negative_stock_counts_as_zero() {
+    let shop = Shop::start().await;
+    shop.kv_set("inventory/CJHL0230", json!(12));
+    shop.apis.state().shopify_inventory.insert(CJ_ITEM, 12);
+    shop.apis.state().cj_stock.insert(CJ_VID.to_string(), -2);
+
+    let run = shop.sync().await;
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(shop.store_level(CJ_ITEM), Some(0));
+    assert_eq!(shop.kv_get("inventory/CJHL0230"), Some(json!(0)));
+    let summary = run.output.clone().unwrap_or_default();
+    let warnings = summary["warnings"].as_array().cloned().unwrap_or_default();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let warning = warnings[0].as_str().unwrap_or_default();
+    assert!(warning.contains("CJHL0230"), "{warning}");
+    assert!(warning.contains("-2"), "{warning}");
+}
+
+#[tokio::test]
+async fn malformed_source_is_reported_per_sku() {
+    let shop = Shop::start().await;
+    shop.catalog(
+        "CJHL0700",
+        json!({
+            "sku": "CJHL0700", "vid": "1699000000000000701",
+            "shopify": { "product_id": 8_000_000_000_007u64, "variant_id": 45_000_000_000_701u64, "inventory_item_id": 47_000_000_000_701u64 },
+            "sources": ["cj"],
+        }),
+    );
+
+    let run = shop.sync().await;
+
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    let error = run.error.clone().unwrap_or_default();
+    assert!(error.contains("CJHL0700"), "{error}");
+    assert!(
+        error.contains(r#"{"supplier":"cj","vid":"..."}"#),
+        "{error}"
+    );
+    // The rest of the batch is synced and the cursor moves on.
+    assert_eq!(shop.store_level(SHARED_ITEM), Some(12));
+    assert_eq!(shop.store_level(CJ_ITEM), Some(3));
+    let summary = step_output(&run, "steps[5]");
+    assert_eq!(summary["unsynced"][0]["sku"], "CJHL0700");
+    let advance = run
+        .steps
+        .iter()
+        .find(|step| step.path == "steps[4]")
+        .expect("the cursor step");
+    assert_eq!(advance.status, tether::engine::run::StepStatus::Succeeded);
+}
