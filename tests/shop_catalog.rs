@@ -642,3 +642,45 @@ async fn failed_mpn_keeps_catalog_entry() {
     );
     assert_eq!(apis.state().shopify_products.len(), 2);
 }
+
+#[tokio::test]
+async fn dropped_variant_is_retired() {
+    let apis = ShopApis::start().await;
+    let mut products = fixture_products();
+    let listing = Listing::serve(&apis, products.clone(), |_| None);
+    let server = start(&apis).await;
+    let first = import(&server, json!({})).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
+
+    // CJ still lists the 900lm lamp, but without its orange variant.
+    let orange = products[0]["variants"][1].clone();
+    products[0]["variants"]
+        .as_array_mut()
+        .expect("variants")
+        .truncate(1);
+    listing.set(products.clone());
+    let second = import(&server, json!({})).await;
+
+    assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
+    let output = second.output.clone().expect("a summary");
+    assert_eq!(output["drafted"], 0);
+    assert_eq!(output["retired_variants"], 1);
+    assert_eq!(product_status(&apis, "CJHL0900-BK"), "active");
+    let catalog = kv_values(&server, "catalog/").await;
+    assert_eq!(catalog["catalog/CJHL0900-OR"]["retired"], true);
+    assert!(catalog["catalog/CJHL0900-BK"]["retired"].is_null());
+
+    // Nothing more to retire on the next run, and a variant CJ lists
+    // again is no longer retired.
+    let third = import(&server, json!({})).await;
+    assert_eq!(third.output.clone().expect("a summary")["retired_variants"], 0);
+    products[0]["variants"]
+        .as_array_mut()
+        .expect("variants")
+        .push(orange);
+    listing.set(products);
+    let fourth = import(&server, json!({})).await;
+    assert_eq!(fourth.status, RunStatus::Succeeded, "{fourth:?}");
+    let catalog = kv_values(&server, "catalog/CJHL0900-OR").await;
+    assert!(catalog["catalog/CJHL0900-OR"]["retired"].is_null());
+}

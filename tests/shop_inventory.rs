@@ -310,3 +310,48 @@ async fn malformed_source_is_reported_per_sku() {
         .expect("the cursor step");
     assert_eq!(advance.status, tether::engine::run::StepStatus::Succeeded);
 }
+
+#[tokio::test]
+async fn retired_sku_is_zeroed_once() {
+    let shop = Shop::start().await;
+    let mut entry = shop.kv_get("catalog/CJHL0230").expect("the COB lamp's entry");
+    entry["retired"] = json!(true);
+    shop.server
+        .engine
+        .store()
+        .kv_write(
+            "catalog/CJHL0230",
+            KvWrite::Set { value: entry },
+            "test:retire",
+        )
+        .expect("writing a kv entry");
+    shop.kv_set("inventory/CJHL0230", json!(3));
+    shop.apis.state().shopify_inventory.insert(CJ_ITEM, 3);
+    // CJ no longer knows the variant.
+    shop.apis.state().cj_stock.remove(CJ_VID);
+
+    let first = shop.sync().await;
+
+    assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
+    assert_eq!(shop.store_level(CJ_ITEM), Some(0));
+    assert_eq!(shop.kv_get("inventory/CJHL0230"), Some(json!(0)));
+    let cj_reads = shop.apis.calls("GET", CJ_STOCK);
+    assert!(
+        cj_reads
+            .iter()
+            .all(|read| read.param("vid").as_deref() != Some(CJ_VID)),
+        "a retired SKU's supplier is not asked"
+    );
+
+    let second = shop.sync().await;
+
+    assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
+    let to_cob: Vec<Value> = shop
+        .pushes()
+        .into_iter()
+        .filter(|push| push["inventory_item_id"] == json!(CJ_ITEM))
+        .collect();
+    assert_eq!(to_cob.len(), 1, "{to_cob:?}");
+    let summary = second.output.clone().unwrap_or_default();
+    assert_eq!(summary["retired"], json!([CJ_SKU]));
+}
