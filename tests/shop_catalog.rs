@@ -684,3 +684,51 @@ async fn dropped_variant_is_retired() {
     let catalog = kv_values(&server, "catalog/CJHL0900-OR").await;
     assert!(catalog["catalog/CJHL0900-OR"]["retired"].is_null());
 }
+
+#[tokio::test]
+async fn gtin_separators_and_numbers() {
+    let apis = ShopApis::start().await;
+    let mut product = strap_product();
+    let variant = |vid: &str, sku: &str, upc: Value| {
+        json!({ "vid": vid, "variantSku": sku, "variantKey": sku, "variantSellPrice": "1.25", "upc": upc })
+    };
+    product["variants"] = json!([
+        variant("1699000000000000311", "UPC-SPACES", json!("0 36000 29145 2")),
+        variant("1699000000000000312", "EAN-HYPHENS", json!("400-6381-33393-1")),
+        variant("1699000000000000313", "UPC-INTEGER", json!(36000291452u64)),
+        variant("1699000000000000314", "UPC-BAD-INTEGER", json!(36000291453u64)),
+        variant("1699000000000000315", "EAN-FLOAT", json!(4006381333931.0f64)),
+    ]);
+    Listing::serve(&apis, vec![product], |_| None);
+    let server = start(&apis).await;
+
+    let run = import(&server, json!({})).await;
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let barcodes = [
+        ("UPC-SPACES", json!("036000291452")),
+        ("EAN-HYPHENS", json!("4006381333931")),
+        ("UPC-INTEGER", json!("036000291452")),
+        ("UPC-BAD-INTEGER", Value::Null),
+        ("EAN-FLOAT", Value::Null),
+    ];
+    for (sku, barcode) in barcodes {
+        assert_eq!(variant_field(&apis, sku, "barcode"), barcode, "SKU {sku}");
+    }
+    let output = run.output.clone().expect("a summary");
+    let warnings: Vec<String> = output["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| w.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    for sku in ["UPC-INTEGER", "UPC-BAD-INTEGER", "EAN-FLOAT"] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(sku) && w.contains("not as a string")),
+            "SKU {sku}: {warnings:?}"
+        );
+    }
+}
