@@ -732,3 +732,25 @@ async fn gtin_separators_and_numbers() {
         );
     }
 }
+
+#[tokio::test]
+async fn bad_draft_share_is_named() {
+    let apis = ShopApis::start().await;
+    Listing::serve(&apis, fixture_products(), |_| None);
+    let project = Project::bundled();
+    let path = project.path().join("workflows/catalog-import.yaml");
+    let text = std::fs::read_to_string(&path).expect("reading catalog-import.yaml");
+    let changed = text.replace(r#"max_draft_share: "0.5""#, r#"max_draft_share: "0,5""#);
+    assert_ne!(changed, text, "catalog-import.yaml has no max_draft_share line");
+    std::fs::write(&path, changed).expect("writing catalog-import.yaml");
+    let server = TestServer::start(&project, apis.env()).await;
+
+    let run = import(&server, json!({})).await;
+
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    assert_eq!(
+        run.error.as_deref().unwrap_or_default(),
+        r#"vars.max_draft_share in catalog-import.yaml is "0,5", not a decimal; write it with a dot, such as "0.5""#
+    );
+    assert!(apis.state().shopify_products.is_empty());
+}

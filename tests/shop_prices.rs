@@ -330,3 +330,54 @@ async fn sync_prices_from_catalog_vid() {
     assert!(text(0).contains("1699000000000000901"), "{}", text(0));
     assert!(text(1).contains("again"), "{}", text(1));
 }
+
+/// Runs `price-rule` with `input` in a project whose price-rule.yaml has
+/// `from` replaced by `to`, and returns the run's error.
+async fn rule_error(from: &str, to: &str, input: Value) -> String {
+    let apis = ShopApis::start().await;
+    let project = Project::bundled();
+    let path = project.path().join("workflows/price-rule.yaml");
+    let text = std::fs::read_to_string(&path).expect("reading price-rule.yaml");
+    assert!(text.contains(from), "price-rule.yaml has no {from}");
+    std::fs::write(&path, text.replace(from, to)).expect("writing price-rule.yaml");
+    let server = TestServer::start(&project, apis.env()).await;
+    let run = server
+        .engine
+        .run_now("price-rule", TriggerEvent::manual(input))
+        .await
+        .expect("running price-rule");
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    run.error.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn rule_names_bad_vars_and_items() {
+    let one = json!({ "items": [{ "sku": "X1", "wholesale": "10.00" }] });
+    let error = rule_error(r#"markup: "2.2""#, r#"markup: "2,2""#, one.clone()).await;
+    assert_eq!(
+        error,
+        r#"vars.markup in price-rule.yaml is "2,2", not a decimal; write it with a dot, such as "2.2""#
+    );
+    let error = rule_error(r#"min_margin: "5.00""#, r#"min_margin: "5,00""#, one).await;
+    assert!(error.starts_with(r#"vars.min_margin in price-rule.yaml is "5,00""#), "{error}");
+
+    let cases = [
+        (json!([{ "wholesale": "3" }]), "items[0] has no \"sku\" string"),
+        (json!([{ "sku": "A1", "wholesale": "3" }, { "sku": 12345, "wholesale": "3" }]), "items[1] has no \"sku\" string"),
+        (json!(["A1"]), "items[0] is A1, not an object"),
+        (json!([{ "sku": "A1", "wholesale": "1_99" }]), "SKU A1: the wholesale cost is not a decimal number (invalid decimal number \"1_99\""),
+    ];
+    let apis = ShopApis::start().await;
+    let server = TestServer::start(&Project::bundled(), apis.env()).await;
+    for (items, expected) in cases {
+        let run = server
+            .engine
+            .run_now("price-rule", TriggerEvent::manual(json!({ "items": items })))
+            .await
+            .expect("running price-rule");
+        assert_eq!(run.status, RunStatus::Failed, "{items}");
+        let error = run.error.unwrap_or_default();
+        assert!(error.starts_with(expected), "{items}: {error}");
+        assert!(!error.contains("#{"), "{items}: {error}");
+    }
+}
