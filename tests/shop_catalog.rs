@@ -16,12 +16,13 @@ use tether::engine::run::{Run, RunStatus, TriggerEvent};
 /// page 1 and a third product lands on page 2.
 const PAGE_SIZE: usize = 2;
 
-/// A third product for page 2, with untidy text and a valid EAN-13.
+/// A third product for page 2, with untidy text, HTML in its name and a
+/// valid EAN-13.
 fn strap_product() -> Value {
     json!({
         "pid": "1699000000000000003",
         "productSku": "CJHL0400",
-        "productNameEn": "  Headlamp  silicone\tstrap,\n replacement  ",
+        "productNameEn": "  Headlamp <b>silicone</b>&nbsp;strap,\n replacement\u{200b}  ",
         "categoryName": "Outdoor /  Lighting / Accessories ",
         "sellPrice": "1.25",
         "description": "<p>Fits most headlamps.</p>",
@@ -537,9 +538,12 @@ fn reject_invalid_products(request: &Recorded) -> Option<Answer> {
         ));
     }
     let images = product["images"].as_array().cloned().unwrap_or_default();
-    let invalid_image = images
-        .iter()
-        .any(|image| !image["src"].as_str().unwrap_or_default().starts_with("https://"));
+    let invalid_image = images.iter().any(|image| {
+        !image["src"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("https://")
+    });
     invalid_image.then(|| {
         Answer::json(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -612,16 +616,21 @@ async fn rejected_product_does_not_stop_import() {
 #[tokio::test]
 async fn failed_mpn_keeps_catalog_entry() {
     let apis = ShopApis::start().await;
-    Listing::serve_with(&apis, fixture_products(), |_| None, |request| {
-        let variant_put =
-            request.method == "PUT" && request.path.starts_with("/admin/api/2024-10/variants/");
-        variant_put.then(|| {
-            Answer::json(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({ "errors": { "metafields": ["is invalid"] } }),
-            )
-        })
-    });
+    Listing::serve_with(
+        &apis,
+        fixture_products(),
+        |_| None,
+        |request| {
+            let variant_put =
+                request.method == "PUT" && request.path.starts_with("/admin/api/2024-10/variants/");
+            variant_put.then(|| {
+                Answer::json(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({ "errors": { "metafields": ["is invalid"] } }),
+                )
+            })
+        },
+    );
     let server = start(&apis).await;
 
     let first = import(&server, json!({})).await;
@@ -673,7 +682,10 @@ async fn dropped_variant_is_retired() {
     // Nothing more to retire on the next run, and a variant CJ lists
     // again is no longer retired.
     let third = import(&server, json!({})).await;
-    assert_eq!(third.output.clone().expect("a summary")["retired_variants"], 0);
+    assert_eq!(
+        third.output.clone().expect("a summary")["retired_variants"],
+        0
+    );
     products[0]["variants"]
         .as_array_mut()
         .expect("variants")
@@ -689,15 +701,29 @@ async fn dropped_variant_is_retired() {
 async fn gtin_separators_and_numbers() {
     let apis = ShopApis::start().await;
     let mut product = strap_product();
-    let variant = |vid: &str, sku: &str, upc: Value| {
-        json!({ "vid": vid, "variantSku": sku, "variantKey": sku, "variantSellPrice": "1.25", "upc": upc })
-    };
+    let variant = |vid: &str, sku: &str, upc: Value| json!({ "vid": vid, "variantSku": sku, "variantKey": sku, "variantSellPrice": "1.25", "upc": upc });
     product["variants"] = json!([
-        variant("1699000000000000311", "UPC-SPACES", json!("0 36000 29145 2")),
-        variant("1699000000000000312", "EAN-HYPHENS", json!("400-6381-33393-1")),
+        variant(
+            "1699000000000000311",
+            "UPC-SPACES",
+            json!("0 36000 29145 2")
+        ),
+        variant(
+            "1699000000000000312",
+            "EAN-HYPHENS",
+            json!("400-6381-33393-1")
+        ),
         variant("1699000000000000313", "UPC-INTEGER", json!(36000291452u64)),
-        variant("1699000000000000314", "UPC-BAD-INTEGER", json!(36000291453u64)),
-        variant("1699000000000000315", "EAN-FLOAT", json!(4006381333931.0f64)),
+        variant(
+            "1699000000000000314",
+            "UPC-BAD-INTEGER",
+            json!(36000291453u64)
+        ),
+        variant(
+            "1699000000000000315",
+            "EAN-FLOAT",
+            json!(4006381333931.0f64)
+        ),
     ]);
     Listing::serve(&apis, vec![product], |_| None);
     let server = start(&apis).await;
@@ -741,7 +767,10 @@ async fn bad_draft_share_is_named() {
     let path = project.path().join("workflows/catalog-import.yaml");
     let text = std::fs::read_to_string(&path).expect("reading catalog-import.yaml");
     let changed = text.replace(r#"max_draft_share: "0.5""#, r#"max_draft_share: "0,5""#);
-    assert_ne!(changed, text, "catalog-import.yaml has no max_draft_share line");
+    assert_ne!(
+        changed, text,
+        "catalog-import.yaml has no max_draft_share line"
+    );
     std::fs::write(&path, changed).expect("writing catalog-import.yaml");
     let server = TestServer::start(&project, apis.env()).await;
 

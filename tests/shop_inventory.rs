@@ -314,7 +314,9 @@ async fn malformed_source_is_reported_per_sku() {
 #[tokio::test]
 async fn retired_sku_is_zeroed_once() {
     let shop = Shop::start().await;
-    let mut entry = shop.kv_get("catalog/CJHL0230").expect("the COB lamp's entry");
+    let mut entry = shop
+        .kv_get("catalog/CJHL0230")
+        .expect("the COB lamp's entry");
     entry["retired"] = json!(true);
     shop.server
         .engine

@@ -359,20 +359,35 @@ async fn rule_names_bad_vars_and_items() {
         r#"vars.markup in price-rule.yaml is "2,2", not a decimal; write it with a dot, such as "2.2""#
     );
     let error = rule_error(r#"min_margin: "5.00""#, r#"min_margin: "5,00""#, one).await;
-    assert!(error.starts_with(r#"vars.min_margin in price-rule.yaml is "5,00""#), "{error}");
+    assert!(
+        error.starts_with(r#"vars.min_margin in price-rule.yaml is "5,00""#),
+        "{error}"
+    );
 
     let cases = [
-        (json!([{ "wholesale": "3" }]), "items[0] has no \"sku\" string"),
-        (json!([{ "sku": "A1", "wholesale": "3" }, { "sku": 12345, "wholesale": "3" }]), "items[1] has no \"sku\" string"),
+        (
+            json!([{ "wholesale": "3" }]),
+            "items[0] has no \"sku\" string",
+        ),
+        (
+            json!([{ "sku": "A1", "wholesale": "3" }, { "sku": 12345, "wholesale": "3" }]),
+            "items[1] has no \"sku\" string",
+        ),
         (json!(["A1"]), "items[0] is A1, not an object"),
-        (json!([{ "sku": "A1", "wholesale": "1_99" }]), "SKU A1: the wholesale cost is not a decimal number (invalid decimal number \"1_99\""),
+        (
+            json!([{ "sku": "A1", "wholesale": "1_99" }]),
+            "SKU A1: the wholesale cost is not a decimal number (invalid decimal number \"1_99\"",
+        ),
     ];
     let apis = ShopApis::start().await;
     let server = TestServer::start(&Project::bundled(), apis.env()).await;
     for (items, expected) in cases {
         let run = server
             .engine
-            .run_now("price-rule", TriggerEvent::manual(json!({ "items": items })))
+            .run_now(
+                "price-rule",
+                TriggerEvent::manual(json!({ "items": items })),
+            )
             .await
             .expect("running price-rule");
         assert_eq!(run.status, RunStatus::Failed, "{items}");

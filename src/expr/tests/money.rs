@@ -55,8 +55,14 @@ fn decimal_rejects_text_other_than_digits_and_dot() {
         "++1", "NaN", "inf",
     ] {
         let message = runtime_message(&format!("decimal({text:?})"));
-        assert!(message.contains(&format!("{text:?}")), "{text:?}: {message}");
-        assert!(message.contains("plain digits with a dot"), "{text:?}: {message}");
+        assert!(
+            message.contains(&format!("{text:?}")),
+            "{text:?}: {message}"
+        );
+        assert!(
+            message.contains("plain digits with a dot"),
+            "{text:?}: {message}"
+        );
     }
 }
 
