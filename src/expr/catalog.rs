@@ -7,7 +7,7 @@
 //! - `collapse_whitespace(text)` trims `text` and replaces every run of Unicode whitespace
 //!   inside it with one space.
 //! - `plain_text(text)` turns an HTML fragment such as a supplier's product name into one line
-//!   of plain text: tags are removed (`<br>`, `<p>`, `<div>` and `<li>` become spaces), the
+//!   of plain text. Tags are removed, and `<br>`, `<p>`, `<div>` and `<li>` become spaces. The
 //!   entities `&amp; &lt; &gt; &quot; &#39; &apos; &nbsp;` and numeric `&#NN;`/`&#xHH;` are
 //!   decoded, zero-width characters are dropped and whitespace is collapsed.
 //! - `warn(message)` logs `message` at warning level (target `tether::script`) and returns it,
