@@ -16,12 +16,13 @@ use tether::engine::run::{Run, RunStatus, TriggerEvent};
 /// page 1 and a third product lands on page 2.
 const PAGE_SIZE: usize = 2;
 
-/// A third product for page 2, with untidy text and a valid EAN-13.
+/// A third product for page 2, with untidy text, HTML in its name and a
+/// valid EAN-13.
 fn strap_product() -> Value {
     json!({
         "pid": "1699000000000000003",
         "productSku": "CJHL0400",
-        "productNameEn": "  Headlamp  silicone\tstrap,\n replacement  ",
+        "productNameEn": "  Headlamp <b>silicone</b>&nbsp;strap,\n replacement\u{200b}  ",
         "categoryName": "Outdoor /  Lighting / Accessories ",
         "sellPrice": "1.25",
         "description": "<p>Fits most headlamps.</p>",
@@ -50,11 +51,22 @@ impl Listing {
         products: Vec<Value>,
         page_answer: impl Fn(usize) -> Option<Answer> + Send + Sync + 'static,
     ) -> Self {
+        Self::serve_with(apis, products, page_answer, |_| None)
+    }
+
+    /// Like `serve`, and answers every other request with `other_answer`
+    /// when it returns a response.
+    fn serve_with(
+        apis: &ShopApis,
+        products: Vec<Value>,
+        page_answer: impl Fn(usize) -> Option<Answer> + Send + Sync + 'static,
+        other_answer: impl Fn(&Recorded) -> Option<Answer> + Send + Sync + 'static,
+    ) -> Self {
         let listing = Listing(Arc::new(Mutex::new(products)));
         let served = listing.clone();
         apis.set_fault(Some(Arc::new(move |request: &Recorded| {
             if request.path != "/api2.0/v1/product/list" {
-                return None;
+                return other_answer(request);
             }
             let page: usize = request
                 .param("pageNum")
@@ -466,4 +478,314 @@ fn shopify_writes(apis: &ShopApis) -> usize {
         .iter()
         .filter(|request| request.path.starts_with("/admin/") && request.method != "GET")
         .count()
+}
+
+#[tokio::test]
+async fn duplicate_sku_is_imported_once() {
+    let apis = ShopApis::start().await;
+    let mut products = fixture_products();
+    // A second CJ product reuses the COB lamp's SKU on a cheaper variant.
+    let mut copy = products[1].clone();
+    copy["pid"] = json!("1699000000000000009");
+    copy["productSku"] = json!("CJHL9999");
+    copy["variants"][0]["vid"] = json!("1699000000000000901");
+    copy["variants"][0]["variantSellPrice"] = json!("1.00");
+    products.push(copy);
+    let listing = Listing::serve(&apis, products.clone(), |_| None);
+    let server = start(&apis).await;
+
+    let run = import(&server, json!({})).await;
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(apis.state().shopify_products.len(), 2);
+    let catalog = kv_values(&server, "catalog/CJHL0230").await;
+    assert_eq!(catalog.len(), 1);
+    assert_eq!(catalog["catalog/CJHL0230"]["vid"], "1699000000000000201");
+    assert_eq!(catalog["catalog/CJHL0230"]["wholesale"], "3.10");
+    assert_eq!(variant_field(&apis, "CJHL0230", "price"), "8.99");
+    let output = run.output.clone().expect("a summary");
+    let warnings: Vec<String> = output["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| w.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("1699000000000000901") && w.contains("more than one CJ variant")),
+        "{warnings:?}"
+    );
+
+    // Listed first on the next day, the copy still does not take the SKU
+    // over from the variant catalog/CJHL0230 names.
+    products.rotate_right(1);
+    listing.set(products);
+    let again = import(&server, json!({})).await;
+    assert_eq!(again.status, RunStatus::Succeeded, "{again:?}");
+    assert_eq!(apis.state().shopify_products.len(), 2);
+    let catalog = kv_values(&server, "catalog/CJHL0230").await;
+    assert_eq!(catalog["catalog/CJHL0230"]["vid"], "1699000000000000201");
+    assert_eq!(catalog["catalog/CJHL0230"]["pid"], "1699000000000000002");
+}
+
+/// Answers `POST products.json` with Shopify's 422 for a title over 255
+/// characters or an image URL that does not start with https://.
+fn reject_invalid_products(request: &Recorded) -> Option<Answer> {
+    if request.method != "POST" || request.path != "/admin/api/2024-10/products.json" {
+        return None;
+    }
+    let product = request.json()["product"].clone();
+    let title = product["title"].as_str().unwrap_or_default();
+    if title.chars().count() > 255 {
+        return Some(Answer::json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "errors": { "title": ["is too long (maximum is 255 characters)"] } }),
+        ));
+    }
+    let images = product["images"].as_array().cloned().unwrap_or_default();
+    let invalid_image = images.iter().any(|image| {
+        !image["src"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("https://")
+    });
+    invalid_image.then(|| {
+        Answer::json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "errors": { "image": ["Image URL is invalid"] } }),
+        )
+    })
+}
+
+#[tokio::test]
+async fn rejected_product_does_not_stop_import() {
+    let apis = ShopApis::start().await;
+    let mut products = fixture_products();
+    products.push(strap_product());
+    Listing::serve(&apis, products.clone(), |_| None);
+    let server = start(&apis).await;
+    let first = import(&server, json!({})).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
+
+    // CJ drops the strap, renames the 900lm lamp, and adds two products:
+    // one with a bad image URL, listed first, and one with a long title.
+    let mut bad_image = strap_product();
+    bad_image["pid"] = json!("1699000000000000005");
+    bad_image["productNameEn"] = json!("Headlamp battery pack");
+    bad_image["productImageSet"] = json!(["ftp://img.example.test/battery.jpg"]);
+    bad_image["variants"][0]["vid"] = json!("1699000000000000501");
+    bad_image["variants"][0]["variantSku"] = json!("CJHL0500");
+    let long_name = format!("Headlamp {}", "extra bright ".repeat(30));
+    let mut long_title = strap_product();
+    long_title["pid"] = json!("1699000000000000006");
+    long_title["productNameEn"] = json!(long_name);
+    long_title["variants"][0]["vid"] = json!("1699000000000000601");
+    long_title["variants"][0]["variantSku"] = json!("CJHL0600");
+    products.pop();
+    products[0]["productNameEn"] = json!("Rechargeable LED headlamp 900lm, USB-C");
+    products.insert(0, bad_image);
+    products.push(long_title);
+    Listing::serve_with(&apis, products, |_| None, reject_invalid_products);
+
+    let second = import(&server, json!({})).await;
+
+    assert_eq!(second.status, RunStatus::Failed, "{second:?}");
+    let error = second.error.clone().unwrap_or_default();
+    assert!(error.contains("SKU CJHL0500:"), "{error}");
+    assert!(error.contains("Image URL is invalid"), "{error}");
+    assert!(!error.contains("CJHL0600"), "{error}");
+    // The update and the draft after the rejected product still ran.
+    assert_eq!(product_status(&apis, "CJHL0400"), "draft");
+    assert_eq!(
+        apis.state()
+            .shopify_product_by_sku("CJHL0900-BK")
+            .expect("lamp")["title"],
+        "Rechargeable LED headlamp 900lm, USB-C"
+    );
+    // The long title was cut at a space before Shopify's limit.
+    let title = apis
+        .state()
+        .shopify_product_by_sku("CJHL0600")
+        .expect("the long-titled product")["title"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(title.chars().count() <= 255, "{title}");
+    assert!(long_name.starts_with(&title), "{title}");
+    assert!(long_name[title.len()..].starts_with(' '), "{title}");
+    let catalog = kv_values(&server, "catalog/").await;
+    assert!(!catalog.contains_key("catalog/CJHL0500"));
+    assert!(catalog.contains_key("catalog/CJHL0600"));
+}
+
+#[tokio::test]
+async fn failed_mpn_keeps_catalog_entry() {
+    let apis = ShopApis::start().await;
+    Listing::serve_with(
+        &apis,
+        fixture_products(),
+        |_| None,
+        |request| {
+            let variant_put =
+                request.method == "PUT" && request.path.starts_with("/admin/api/2024-10/variants/");
+            variant_put.then(|| {
+                Answer::json(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({ "errors": { "metafields": ["is invalid"] } }),
+                )
+            })
+        },
+    );
+    let server = start(&apis).await;
+
+    let first = import(&server, json!({})).await;
+
+    assert_eq!(first.status, RunStatus::Failed, "{first:?}");
+    let error = first.error.clone().unwrap_or_default();
+    assert!(error.contains("SKU CJHL0900-BK:"), "{error}");
+    assert!(error.contains("MPN metafield"), "{error}");
+    assert_eq!(kv_values(&server, "catalog/").await.len(), 3);
+    assert_eq!(kv_values(&server, "price/").await.len(), 3);
+
+    let second = import(&server, json!({})).await;
+    assert_eq!(second.status, RunStatus::Failed, "{second:?}");
+    assert_eq!(
+        apis.calls("POST", "/admin/api/2024-10/products.json").len(),
+        2,
+        "no product is created twice"
+    );
+    assert_eq!(apis.state().shopify_products.len(), 2);
+}
+
+#[tokio::test]
+async fn dropped_variant_is_retired() {
+    let apis = ShopApis::start().await;
+    let mut products = fixture_products();
+    let listing = Listing::serve(&apis, products.clone(), |_| None);
+    let server = start(&apis).await;
+    let first = import(&server, json!({})).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
+
+    // CJ still lists the 900lm lamp, but without its orange variant.
+    let orange = products[0]["variants"][1].clone();
+    products[0]["variants"]
+        .as_array_mut()
+        .expect("variants")
+        .truncate(1);
+    listing.set(products.clone());
+    let second = import(&server, json!({})).await;
+
+    assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
+    let output = second.output.clone().expect("a summary");
+    assert_eq!(output["drafted"], 0);
+    assert_eq!(output["retired_variants"], 1);
+    assert_eq!(product_status(&apis, "CJHL0900-BK"), "active");
+    let catalog = kv_values(&server, "catalog/").await;
+    assert_eq!(catalog["catalog/CJHL0900-OR"]["retired"], true);
+    assert!(catalog["catalog/CJHL0900-BK"]["retired"].is_null());
+
+    // Nothing more to retire on the next run, and a variant CJ lists
+    // again is no longer retired.
+    let third = import(&server, json!({})).await;
+    assert_eq!(
+        third.output.clone().expect("a summary")["retired_variants"],
+        0
+    );
+    products[0]["variants"]
+        .as_array_mut()
+        .expect("variants")
+        .push(orange);
+    listing.set(products);
+    let fourth = import(&server, json!({})).await;
+    assert_eq!(fourth.status, RunStatus::Succeeded, "{fourth:?}");
+    let catalog = kv_values(&server, "catalog/CJHL0900-OR").await;
+    assert!(catalog["catalog/CJHL0900-OR"]["retired"].is_null());
+}
+
+#[tokio::test]
+async fn gtin_separators_and_numbers() {
+    let apis = ShopApis::start().await;
+    let mut product = strap_product();
+    let variant = |vid: &str, sku: &str, upc: Value| json!({ "vid": vid, "variantSku": sku, "variantKey": sku, "variantSellPrice": "1.25", "upc": upc });
+    product["variants"] = json!([
+        variant(
+            "1699000000000000311",
+            "UPC-SPACES",
+            json!("0 36000 29145 2")
+        ),
+        variant(
+            "1699000000000000312",
+            "EAN-HYPHENS",
+            json!("400-6381-33393-1")
+        ),
+        variant("1699000000000000313", "UPC-INTEGER", json!(36000291452u64)),
+        variant(
+            "1699000000000000314",
+            "UPC-BAD-INTEGER",
+            json!(36000291453u64)
+        ),
+        variant(
+            "1699000000000000315",
+            "EAN-FLOAT",
+            json!(4006381333931.0f64)
+        ),
+    ]);
+    Listing::serve(&apis, vec![product], |_| None);
+    let server = start(&apis).await;
+
+    let run = import(&server, json!({})).await;
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let barcodes = [
+        ("UPC-SPACES", json!("036000291452")),
+        ("EAN-HYPHENS", json!("4006381333931")),
+        ("UPC-INTEGER", json!("036000291452")),
+        ("UPC-BAD-INTEGER", Value::Null),
+        ("EAN-FLOAT", Value::Null),
+    ];
+    for (sku, barcode) in barcodes {
+        assert_eq!(variant_field(&apis, sku, "barcode"), barcode, "SKU {sku}");
+    }
+    let output = run.output.clone().expect("a summary");
+    let warnings: Vec<String> = output["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| w.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    for sku in ["UPC-INTEGER", "UPC-BAD-INTEGER", "EAN-FLOAT"] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(sku) && w.contains("not as a string")),
+            "SKU {sku}: {warnings:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_draft_share_is_named() {
+    let apis = ShopApis::start().await;
+    Listing::serve(&apis, fixture_products(), |_| None);
+    let project = Project::bundled();
+    let path = project.path().join("workflows/catalog-import.yaml");
+    let text = std::fs::read_to_string(&path).expect("reading catalog-import.yaml");
+    let changed = text.replace(r#"max_draft_share: "0.5""#, r#"max_draft_share: "0,5""#);
+    assert_ne!(
+        changed, text,
+        "catalog-import.yaml has no max_draft_share line"
+    );
+    std::fs::write(&path, changed).expect("writing catalog-import.yaml");
+    let server = TestServer::start(&project, apis.env()).await;
+
+    let run = import(&server, json!({})).await;
+
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    assert_eq!(
+        run.error.as_deref().unwrap_or_default(),
+        r#"vars.max_draft_share in catalog-import.yaml is "0,5", not a decimal; write it with a dot, such as "0.5""#
+    );
+    assert!(apis.state().shopify_products.is_empty());
 }

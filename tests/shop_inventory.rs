@@ -256,3 +256,104 @@ async fn unreachable_supplier_keeps_store_level() {
     assert_eq!(shop.store_level(CJ_ITEM), Some(3));
     assert_eq!(shop.kv_get("inventory/CJHL0900-BK"), None);
 }
+
+#[tokio::test]
+async fn negative_stock_counts_as_zero() {
+    let shop = Shop::start().await;
+    shop.kv_set("inventory/CJHL0230", json!(12));
+    shop.apis.state().shopify_inventory.insert(CJ_ITEM, 12);
+    shop.apis.state().cj_stock.insert(CJ_VID.to_string(), -2);
+
+    let run = shop.sync().await;
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(shop.store_level(CJ_ITEM), Some(0));
+    assert_eq!(shop.kv_get("inventory/CJHL0230"), Some(json!(0)));
+    let summary = run.output.clone().unwrap_or_default();
+    let warnings = summary["warnings"].as_array().cloned().unwrap_or_default();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let warning = warnings[0].as_str().unwrap_or_default();
+    assert!(warning.contains("CJHL0230"), "{warning}");
+    assert!(warning.contains("-2"), "{warning}");
+}
+
+#[tokio::test]
+async fn malformed_source_is_reported_per_sku() {
+    let shop = Shop::start().await;
+    shop.catalog(
+        "CJHL0700",
+        json!({
+            "sku": "CJHL0700", "vid": "1699000000000000701",
+            "shopify": { "product_id": 8_000_000_000_007u64, "variant_id": 45_000_000_000_701u64, "inventory_item_id": 47_000_000_000_701u64 },
+            "sources": ["cj"],
+        }),
+    );
+
+    let run = shop.sync().await;
+
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    let error = run.error.clone().unwrap_or_default();
+    assert!(error.contains("CJHL0700"), "{error}");
+    assert!(
+        error.contains(r#"{"supplier":"cj","vid":"..."}"#),
+        "{error}"
+    );
+    // The rest of the batch is synced and the cursor moves on.
+    assert_eq!(shop.store_level(SHARED_ITEM), Some(12));
+    assert_eq!(shop.store_level(CJ_ITEM), Some(3));
+    let summary = step_output(&run, "steps[5]");
+    assert_eq!(summary["unsynced"][0]["sku"], "CJHL0700");
+    let advance = run
+        .steps
+        .iter()
+        .find(|step| step.path == "steps[4]")
+        .expect("the cursor step");
+    assert_eq!(advance.status, tether::engine::run::StepStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn retired_sku_is_zeroed_once() {
+    let shop = Shop::start().await;
+    let mut entry = shop
+        .kv_get("catalog/CJHL0230")
+        .expect("the COB lamp's entry");
+    entry["retired"] = json!(true);
+    shop.server
+        .engine
+        .store()
+        .kv_write(
+            "catalog/CJHL0230",
+            KvWrite::Set { value: entry },
+            "test:retire",
+        )
+        .expect("writing a kv entry");
+    shop.kv_set("inventory/CJHL0230", json!(3));
+    shop.apis.state().shopify_inventory.insert(CJ_ITEM, 3);
+    // CJ no longer knows the variant.
+    shop.apis.state().cj_stock.remove(CJ_VID);
+
+    let first = shop.sync().await;
+
+    assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
+    assert_eq!(shop.store_level(CJ_ITEM), Some(0));
+    assert_eq!(shop.kv_get("inventory/CJHL0230"), Some(json!(0)));
+    let cj_reads = shop.apis.calls("GET", CJ_STOCK);
+    assert!(
+        cj_reads
+            .iter()
+            .all(|read| read.param("vid").as_deref() != Some(CJ_VID)),
+        "a retired SKU's supplier is not asked"
+    );
+
+    let second = shop.sync().await;
+
+    assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
+    let to_cob: Vec<Value> = shop
+        .pushes()
+        .into_iter()
+        .filter(|push| push["inventory_item_id"] == json!(CJ_ITEM))
+        .collect();
+    assert_eq!(to_cob.len(), 1, "{to_cob:?}");
+    let summary = second.output.clone().unwrap_or_default();
+    assert_eq!(summary["retired"], json!([CJ_SKU]));
+}

@@ -295,3 +295,104 @@ async fn failed_listing_pushes_nothing() {
     assert!(pushed_prices(&apis).is_empty());
     assert!(kv_values(&server, "price/").await.is_empty());
 }
+
+#[tokio::test]
+async fn sync_prices_from_catalog_vid() {
+    let (apis, server) = seeded_shop().await;
+    // Another CJ product, listed first, carries the COB lamp's SKU on a
+    // cheaper variant that the store does not sell.
+    {
+        let mut state = apis.state();
+        let impostor = json!({
+            "pid": "1699000000000000009", "productSku": "CJHL9999",
+            "productNameEn": "COB work headlamp, bulk", "categoryName": "Outdoor / Lighting / Headlamps",
+            "variants": [
+                { "vid": "1699000000000000901", "variantSku": "CJHL0230", "variantSellPrice": "1.00" }
+            ]
+        });
+        state.cj_products.insert(0, impostor);
+        // CJ repeats the sold variant further down the listing.
+        let repeated = state.cj_products[2].clone();
+        state.cj_products.push(repeated);
+    }
+
+    let run = sync(&server).await;
+
+    let cob_puts = apis.calls("PUT", &variant_path(45_100_000_000_003));
+    assert_eq!(cob_puts.len(), 1, "one push for the COB lamp");
+    // 3.10 + 5.00 rounds up to 8.99; the impostor's 1.00 would give 6.99.
+    assert_eq!(cob_puts[0].json()["variant"]["price"], "8.99");
+    let output = run.output.expect("a summary");
+    assert_eq!(output["checked"], 3);
+    let warnings = output["warnings"].as_array().expect("warnings").clone();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    let text = |index: usize| warnings[index].as_str().unwrap_or_default().to_string();
+    assert!(text(0).contains("1699000000000000901"), "{}", text(0));
+    assert!(text(1).contains("again"), "{}", text(1));
+}
+
+/// Runs `price-rule` with `input` in a project whose price-rule.yaml has
+/// `from` replaced by `to`, and returns the run's error.
+async fn rule_error(from: &str, to: &str, input: Value) -> String {
+    let apis = ShopApis::start().await;
+    let project = Project::bundled();
+    let path = project.path().join("workflows/price-rule.yaml");
+    let text = std::fs::read_to_string(&path).expect("reading price-rule.yaml");
+    assert!(text.contains(from), "price-rule.yaml has no {from}");
+    std::fs::write(&path, text.replace(from, to)).expect("writing price-rule.yaml");
+    let server = TestServer::start(&project, apis.env()).await;
+    let run = server
+        .engine
+        .run_now("price-rule", TriggerEvent::manual(input))
+        .await
+        .expect("running price-rule");
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    run.error.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn rule_names_bad_vars_and_items() {
+    let one = json!({ "items": [{ "sku": "X1", "wholesale": "10.00" }] });
+    let error = rule_error(r#"markup: "2.2""#, r#"markup: "2,2""#, one.clone()).await;
+    assert_eq!(
+        error,
+        r#"vars.markup in price-rule.yaml is "2,2", not a decimal; write it with a dot, such as "2.2""#
+    );
+    let error = rule_error(r#"min_margin: "5.00""#, r#"min_margin: "5,00""#, one).await;
+    assert!(
+        error.starts_with(r#"vars.min_margin in price-rule.yaml is "5,00""#),
+        "{error}"
+    );
+
+    let cases = [
+        (
+            json!([{ "wholesale": "3" }]),
+            "items[0] has no \"sku\" string",
+        ),
+        (
+            json!([{ "sku": "A1", "wholesale": "3" }, { "sku": 12345, "wholesale": "3" }]),
+            "items[1] has no \"sku\" string",
+        ),
+        (json!(["A1"]), "items[0] is A1, not an object"),
+        (
+            json!([{ "sku": "A1", "wholesale": "1_99" }]),
+            "SKU A1: the wholesale cost is not a decimal number (invalid decimal number \"1_99\"",
+        ),
+    ];
+    let apis = ShopApis::start().await;
+    let server = TestServer::start(&Project::bundled(), apis.env()).await;
+    for (items, expected) in cases {
+        let run = server
+            .engine
+            .run_now(
+                "price-rule",
+                TriggerEvent::manual(json!({ "items": items })),
+            )
+            .await
+            .expect("running price-rule");
+        assert_eq!(run.status, RunStatus::Failed, "{items}");
+        let error = run.error.unwrap_or_default();
+        assert!(error.starts_with(expected), "{items}: {error}");
+        assert!(!error.contains("#{"), "{items}: {error}");
+    }
+}

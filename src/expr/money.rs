@@ -1,6 +1,7 @@
 //! Decimal money for scripts, built on Rhai's `decimal` feature (rust_decimal).
 //!
-//! `decimal(x)` accepts a string such as `"24.50"`, an integer, a float or a decimal. A float
+//! `decimal(x)` accepts a string such as `"24.50"` (an optional sign, digits and one dot, nothing
+//! else), an integer, a float or a decimal. A float
 //! is converted through its shortest text form, so `1.19` becomes exactly `1.19`. The same
 //! conversion lets `+ - * / %` and comparisons mix decimals with floats. Rhai already mixes
 //! decimals with integers.
@@ -93,11 +94,28 @@ pub(super) fn to_decimal(value: &Dynamic) -> RhaiResult<Decimal> {
     }
 }
 
-/// Parses plain (`"24.50"`) or scientific (`"2.45e1"`) decimal text.
+/// Parses plain decimal text: an optional sign, digits and at most one dot (`"24.50"`,
+/// `"-0.5"`, `".5"`). Money arrives as text from suppliers and configuration, so anything
+/// else (exponents, underscores, spaces, thousands separators) is rejected, not guessed at.
 fn parse_decimal(text: &str) -> RhaiResult<Decimal> {
-    Decimal::from_str(text)
-        .or_else(|_| Decimal::from_scientific(text))
-        .map_err(|error| arithmetic_error(format!("invalid decimal number \"{text}\": {error}")))
+    let invalid = |reason: &str| {
+        arithmetic_error(format!(
+            "invalid decimal number \"{text}\": {reason}; write plain digits with a dot for \
+             the decimal point, such as \"8.42\""
+        ))
+    };
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits_only = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() {
+        return Err(invalid("it has no digits"));
+    }
+    if !digits_only(whole) || !digits_only(fraction) {
+        return Err(invalid(
+            "only an optional sign, digits and one dot are allowed",
+        ));
+    }
+    Decimal::from_str(text).map_err(|error| invalid(&error.to_string()))
 }
 
 /// Converts a float through its shortest round-trip text, which Rust's `Display` for `f64`

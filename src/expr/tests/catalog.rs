@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::eval;
-use crate::expr::catalog::{collapse_whitespace, gtin_valid};
+use crate::expr::catalog::{collapse_whitespace, gtin_valid, plain_text};
 
 #[test]
 fn gtin_valid_accepts_each_length() {
@@ -88,5 +88,39 @@ fn warn_returns_its_message() {
     assert_eq!(
         eval(r#"warn("GTIN 123 is invalid")"#),
         Ok(json!("GTIN 123 is invalid"))
+    );
+}
+
+#[test]
+fn plain_text_cleans_supplier_titles() {
+    let cases = [
+        (
+            "  <b>Super</b>&nbsp;headlamp \u{a0}\u{200b} bright  ",
+            "Super headlamp bright",
+        ),
+        ("Head<br>lamp<p>900lm</p>", "Head lamp 900lm"),
+        (
+            "Tom &amp; Jerry &quot;Lamp&quot; &#39;XL&#39;",
+            "Tom & Jerry \"Lamp\" 'XL'",
+        ),
+        ("&lt;b&gt; is text", "<b> is text"),
+        ("&amp;lt; once", "&lt; once"),
+        ("size < 5 cm & > 2 cm", "size < 5 cm & > 2 cm"),
+        ("caf&#xE9; &#233;", "café é"),
+        ("&unknown; &#xZZ; &", "&unknown; &#xZZ; &"),
+        ("zero\u{feff}width\u{200d}join", "zerowidthjoin"),
+        ("<!-- note -->Lamp", "Lamp"),
+        ("", ""),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(plain_text(text), expected, "text {text:?}");
+    }
+}
+
+#[test]
+fn plain_text_in_scripts() {
+    assert_eq!(
+        eval(r#"plain_text("<i>COB</i>  work&nbsp;lamp")"#),
+        Ok(json!("COB work lamp"))
     );
 }

@@ -30,7 +30,8 @@ fn decimal_accepts_string_integer_float_and_decimal() {
     let cases = [
         ("decimal(\"24.50\")", "24.50"),
         ("decimal(\"-0.5\")", "-0.5"),
-        ("decimal(\"2.45e1\")", "24.5"),
+        ("decimal(\"+8.42\")", "8.42"),
+        ("decimal(\".5\")", "0.5"),
         ("decimal(7)", "7"),
         ("decimal(1.19)", "1.19"),
         ("decimal(0.1 + 0.2)", "0.30000000000000004"),
@@ -45,6 +46,24 @@ fn decimal_accepts_string_integer_float_and_decimal() {
 fn invalid_decimal_text_names_value() {
     let message = runtime_message("decimal(\"12,50\")");
     assert!(message.contains("\"12,50\""), "message: {message}");
+}
+
+#[test]
+fn decimal_rejects_text_other_than_digits_and_dot() {
+    for text in [
+        "1_99", "1,99", "2.45e1", "1E3", " 8.42", "8.42 ", "1 000", "1.2.3", ".", "-", "", "0x10",
+        "++1", "NaN", "inf",
+    ] {
+        let message = runtime_message(&format!("decimal({text:?})"));
+        assert!(
+            message.contains(&format!("{text:?}")),
+            "{text:?}: {message}"
+        );
+        assert!(
+            message.contains("plain digits with a dot"),
+            "{text:?}: {message}"
+        );
+    }
 }
 
 #[test]
