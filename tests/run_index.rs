@@ -140,3 +140,59 @@ fn old_store_gets_index_on_open() {
     );
     assert_eq!(ids(&store, Some("place"), None), vec![run.id]);
 }
+
+#[tokio::test]
+async fn stale_status_keys_list_a_run_once() {
+    let dir = TempDir::new().expect("temporary directory");
+    let mut running = run_of("place");
+    let mut done = run_of("place");
+    {
+        let store = SledStore::open(dir.path()).expect("opening the store");
+        for run in [&running, &done] {
+            store.insert_run(run, None).await.expect("inserting");
+        }
+        running.status = RunStatus::Running;
+        done.status = RunStatus::Succeeded;
+        store.save_run(&running).expect("saving");
+        store.save_run(&done).expect("saving");
+        store.sync().await.expect("flushing");
+    }
+    // A crash between adding the new status key and removing the old one
+    // leaves the `queued` keys behind.
+    {
+        let db = open_when_released(dir.path());
+        let index = db.open_tree("run_index").expect("index tree");
+        for run in [&running, &done] {
+            let key = [b"s\0queued\0".as_slice(), run.id.as_bytes()].concat();
+            index
+                .insert(key, b"".as_slice())
+                .expect("writing a stale key");
+        }
+        db.flush().expect("flushing");
+    }
+
+    let store = SledStore::open(dir.path()).expect("opening the store");
+    let unfinished: Vec<(String, RunStatus)> = store
+        .unfinished_runs()
+        .expect("listing unfinished runs")
+        .into_iter()
+        .map(|run| (run.id, run.status))
+        .collect();
+
+    assert_eq!(unfinished, vec![(running.id, RunStatus::Running)]);
+}
+
+/// Opens the sled files once the closed store's flush thread has let go of
+/// them.
+fn open_when_released(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(error) => panic!("opening sled: {error}"),
+        }
+    }
+}

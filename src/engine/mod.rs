@@ -90,6 +90,11 @@ pub struct Engine {
     /// Runs just stored by `submit`, handed to their worker without reading
     /// them back from the store.
     fresh: Mutex<HashMap<String, Run>>,
+    /// One lock per run taken from the queue, so a run queued twice (a
+    /// restart that finds it under two statuses, a timer and a retry) is
+    /// never executed twice at once; the later entry waits and then finds
+    /// the run finished.
+    executing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Runs an operator cancelled while they may be executing.
     cancelled: Mutex<HashSet<String>>,
     stopping: AtomicBool,
@@ -141,6 +146,7 @@ impl Engine {
             trigger_tasks: Mutex::new(HashMap::new()),
             debounce_lock: tokio::sync::Mutex::new(()),
             fresh: Mutex::new(HashMap::new()),
+            executing: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
             stop_signal: watch::channel(false).0,
@@ -430,6 +436,19 @@ impl Engine {
     }
 
     async fn run_queued(self: Arc<Self>, run_id: String) {
+        let slot = Arc::clone(lock(&self.executing).entry(run_id.clone()).or_default());
+        let running = slot.lock().await;
+        Arc::clone(&self).run_queued_alone(run_id.clone()).await;
+        drop(running);
+        let mut executing = lock(&self.executing);
+        // Only the map and this task hold the lock: nobody waits for it.
+        if Arc::strong_count(&slot) == 2 {
+            executing.remove(&run_id);
+        }
+    }
+
+    /// Loads and executes a queued run; the caller holds the run's lock.
+    async fn run_queued_alone(self: Arc<Self>, run_id: String) {
         let fresh = lock(&self.fresh).remove(&run_id);
         let run = match fresh {
             Some(run) => run,

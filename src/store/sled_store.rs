@@ -527,14 +527,24 @@ impl Store for SledStore {
     }
 
     fn unfinished_runs(&self) -> Result<Vec<Run>> {
+        // A crash between adding a run's new status key and removing the
+        // old one leaves it under two statuses, and the header alone is
+        // the truth: each run is listed once, and only while unfinished.
         let mut found = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for status in RunStatus::ALL.into_iter().filter(|s| !s.is_terminal()) {
             let prefix = run_index::status_prefix(None, status);
             for entry in self.index.scan_prefix(prefix) {
                 let (key, _) = entry?;
                 let run_id = run_index::run_id_of(&key);
+                if !seen.insert(run_id.to_vec()) {
+                    continue;
+                }
                 if let Some(bytes) = self.runs.get(run_id)? {
-                    found.push(decode::<Run>(run_id, &bytes)?);
+                    let run = decode::<Run>(run_id, &bytes)?;
+                    if !run.status.is_terminal() {
+                        found.push(run);
+                    }
                 }
             }
         }
