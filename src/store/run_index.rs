@@ -4,8 +4,10 @@
 //! Keys are fields joined by a NUL byte, with no value:
 //! `s\0<status>\0<run id>`, `w\0<workflow>\0<run id>` and
 //! `ws\0<workflow>\0<status>\0<run id>`. Run ids are time-ordered, so
-//! within one prefix the keys sort oldest to newest. The index is written in
-//! the same sled transaction as the run header, so the two never disagree.
+//! within one prefix the keys sort oldest to newest. A new run's keys are
+//! written in the sled transaction that claims its deduplication key; later
+//! status changes write them next to the header, so after a crash a run can
+//! keep a stale status key, and readers check the header.
 
 use serde::Deserialize;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -99,7 +101,7 @@ pub(super) fn write_header(
 /// far less under many concurrent writers. New keys go in before the header
 /// and old ones come out after it, so a crash in between leaves at most
 /// stale keys: listing checks each run's status against its header, and
-/// resuming skips runs that have ended. Callers serialize writes of one
+/// resuming lists each run once and skips runs that have ended. Callers serialize writes of one
 /// run (the store holds a lock around this).
 pub(super) fn write_header_direct(
     runs: &sled::Tree,
