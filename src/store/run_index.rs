@@ -101,8 +101,8 @@ pub(super) fn write_header(
 /// far less under many concurrent writers. New keys go in before the header
 /// and old ones come out after it, so a crash in between leaves at most
 /// stale keys: listing checks each run's status against its header, and
-/// resuming lists each run once and skips runs that have ended. Callers serialize writes of one
-/// run (the store holds a lock around this).
+/// resuming lists each run once and skips runs that have ended. Callers
+/// serialize writes of one run (the store holds a lock around this).
 pub(super) fn write_header_direct(
     runs: &sled::Tree,
     index: &sled::Tree,
