@@ -87,6 +87,12 @@ impl Shop {
         self.server.wait_for_run(run_id).await
     }
 
+    /// Posts the Shopify fixture order as Shopify delivers it.
+    async fn post_fixture_order(&self) -> Value {
+        self.post_shopify_order(&fixture("shopify-orders-create.json"), SHOPIFY_WEBHOOK_ID)
+            .await
+    }
+
     fn cj_orders(&self) -> Vec<Value> {
         self.apis.state().cj_orders.clone()
     }
@@ -166,9 +172,7 @@ async fn shopify_order_creates_one_cj_order() {
     shop.stock_fixture_order();
     shop.apis.state().add_shopify_order(shopify_fixture());
 
-    let run = shop
-        .post_shopify_order(&fixture("shopify-orders-create.json"), SHOPIFY_WEBHOOK_ID)
-        .await;
+    let run = shop.post_fixture_order().await;
 
     assert_eq!(run["status"], "succeeded", "run: {run}");
     let orders = shop.cj_orders();
@@ -260,9 +264,7 @@ async fn unmapped_sku_fails_and_emails_operator() {
     shop.stock("HL-900-RC", VID_HEADLAMP, 40);
     shop.apis.state().add_shopify_order(shopify_fixture());
 
-    let run = shop
-        .post_shopify_order(&fixture("shopify-orders-create.json"), SHOPIFY_WEBHOOK_ID)
-        .await;
+    let run = shop.post_fixture_order().await;
 
     assert_eq!(run["status"], "failed", "run: {run}");
     let error = run["error"].as_str().expect("an error");
@@ -285,9 +287,7 @@ async fn short_stock_fails_and_emails_operator() {
     shop.stock("00123", VID_BATTERY, 40);
     shop.apis.state().add_shopify_order(shopify_fixture());
 
-    let run = shop
-        .post_shopify_order(&fixture("shopify-orders-create.json"), SHOPIFY_WEBHOOK_ID)
-        .await;
+    let run = shop.post_fixture_order().await;
 
     assert_eq!(run["status"], "failed", "run: {run}");
     let error = run["error"].as_str().expect("an error");
@@ -313,9 +313,7 @@ async fn cj_error_envelope_emails_operator() {
                 .then(|| cj_error(1603000, "Order create fail, Please contact CJ admin"))
         })));
 
-    let run = shop
-        .post_shopify_order(&fixture("shopify-orders-create.json"), SHOPIFY_WEBHOOK_ID)
-        .await;
+    let run = shop.post_fixture_order().await;
 
     assert_eq!(run["status"], "failed", "run: {run}");
     assert_eq!(
@@ -478,9 +476,7 @@ async fn order_cj_already_has_is_taken_over() {
         "orderStatus": "CREATED",
     }));
 
-    let run = shop
-        .post_shopify_order(&fixture("shopify-orders-create.json"), SHOPIFY_WEBHOOK_ID)
-        .await;
+    let run = shop.post_fixture_order().await;
 
     assert_eq!(run["status"], "succeeded", "run: {run}");
     assert_eq!(run["output"]["cj_order_id"], "CJ2612049999999999");
@@ -528,9 +524,7 @@ async fn replay_after_mapping_the_sku_forwards_once() {
     let shop = Shop::start().await;
     shop.stock("HL-900-RC", VID_HEADLAMP, 40);
     shop.apis.state().add_shopify_order(shopify_fixture());
-    let failed = shop
-        .post_shopify_order(&fixture("shopify-orders-create.json"), SHOPIFY_WEBHOOK_ID)
-        .await;
+    let failed = shop.post_fixture_order().await;
     assert_eq!(failed["status"], "failed", "run: {failed}");
 
     shop.stock("00123", VID_BATTERY, 40);
