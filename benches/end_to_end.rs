@@ -37,8 +37,8 @@ fn main() {
     runtime.block_on(run(orders, concurrency));
 }
 
-/// The workflow's `concurrency`, from `TETHER_BENCH_WORKFLOW_CONCURRENCY`;
-/// 4, as in the test workflow, when unset.
+/// Reads the workflow's `concurrency` from
+/// `TETHER_BENCH_WORKFLOW_CONCURRENCY`, or 4, as in the test workflow.
 fn workflow_limit() -> usize {
     std::env::var("TETHER_BENCH_WORKFLOW_CONCURRENCY")
         .ok()

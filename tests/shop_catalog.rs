@@ -16,7 +16,7 @@ use tether::engine::run::{Run, RunStatus, TriggerEvent};
 /// page 1 and a third product lands on page 2.
 const PAGE_SIZE: usize = 2;
 
-/// A third product for page 2, with untidy text, HTML in its name and a
+/// Builds a third product for page 2, with untidy text, HTML in its name and a
 /// valid EAN-13.
 fn strap_product() -> Value {
     json!({
@@ -54,7 +54,7 @@ impl Listing {
         Self::serve_with(apis, products, page_answer, |_| None)
     }
 
-    /// Like `serve`, and answers every other request with `other_answer`
+    /// Like `serve`, and responds to every other request with `other_answer`
     /// when it returns a response.
     fn serve_with(
         apis: &ShopApis,
@@ -379,8 +379,9 @@ async fn new_variant_is_added_to_product() {
     );
 }
 
-#[tokio::test]
-async fn failed_page_drafts_nothing() {
+/// Starts the stand-in with the fixture products and the strap, and
+/// imports them once successfully.
+async fn imported_catalog() -> (ShopApis, TestServer, Vec<Value>) {
     let apis = ShopApis::start().await;
     let mut products = fixture_products();
     products.push(strap_product());
@@ -388,6 +389,12 @@ async fn failed_page_drafts_nothing() {
     let server = start(&apis).await;
     let first = import(&server, json!({})).await;
     assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
+    (apis, server, products)
+}
+
+#[tokio::test]
+async fn failed_page_drafts_nothing() {
+    let (apis, server, products) = imported_catalog().await;
 
     // Page 2 returns CJ's error envelope, which is not retryable.
     Listing::serve(&apis, products, |page| {
@@ -529,7 +536,7 @@ async fn duplicate_sku_is_imported_once() {
     assert_eq!(catalog["catalog/CJHL0230"]["pid"], "1699000000000000002");
 }
 
-/// Answers `POST products.json` with Shopify's 422 for a title over 255
+/// Responds to `POST products.json` with Shopify's 422 for a title over 255
 /// characters or an image URL that does not start with https://.
 fn reject_invalid_products(request: &Recorded) -> Option<Answer> {
     if request.method != "POST" || request.path != "/admin/api/2024-10/products.json" {
@@ -560,13 +567,7 @@ fn reject_invalid_products(request: &Recorded) -> Option<Answer> {
 
 #[tokio::test]
 async fn rejected_product_does_not_stop_import() {
-    let apis = ShopApis::start().await;
-    let mut products = fixture_products();
-    products.push(strap_product());
-    Listing::serve(&apis, products.clone(), |_| None);
-    let server = start(&apis).await;
-    let first = import(&server, json!({})).await;
-    assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
+    let (apis, server, mut products) = imported_catalog().await;
 
     // CJ drops the strap, renames the 900lm lamp, and adds two products:
     // one with a bad image URL, listed first, and one with a long title.

@@ -154,7 +154,7 @@ async fn cj_token_envelope_and_pages() {
     );
 }
 
-/// The CJ product items of the fixture's first page.
+/// Returns the CJ product items of the fixture's first page.
 fn fixture_catalog() -> Vec<Value> {
     let page: Value =
         serde_json::from_slice(&fixture("supplier-products-page1.json")).expect("fixture");
@@ -162,7 +162,7 @@ fn fixture_catalog() -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn shop_stand_in_serves_the_catalog_and_keeps_inventory() {
+async fn shop_stand_in_keeps_state() {
     let shop = ShopApis::start().await;
     shop.state().cj_products = fixture_catalog();
 

@@ -329,7 +329,7 @@ async fn retired_sku_is_zeroed_once() {
         .expect("writing a kv entry");
     shop.kv_set("inventory/CJHL0230", json!(3));
     shop.apis.state().shopify_inventory.insert(CJ_ITEM, 3);
-    // CJ no longer knows the variant.
+    // CJ no longer lists the variant.
     shop.apis.state().cj_stock.remove(CJ_VID);
 
     let first = shop.sync().await;

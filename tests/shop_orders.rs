@@ -467,7 +467,7 @@ async fn order_cj_already_has_is_taken_over() {
     let shop = Shop::start().await;
     shop.stock_fixture_order();
     shop.apis.state().add_shopify_order(shopify_fixture());
-    // CJ created the order on an attempt whose answer was lost, so the
+    // CJ created the order on an attempt whose response was lost, so the
     // next create is refused for its orderNumber.
     shop.apis.state().cj_orders.push(json!({
         "orderId": "CJ2612049999999999",

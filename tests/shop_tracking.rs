@@ -119,7 +119,7 @@ impl Shop {
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         let answer: Value = response.json().await.expect("a JSON answer");
         let id = answer["run_id"].as_str().expect("a run id").to_string();
-        // Both a retried and a replayed run are queued before the answer.
+        // Both a retried and a replayed run are queued before the response.
         self.server.wait_for_run(&id).await
     }
 

@@ -90,10 +90,9 @@ pub struct Engine {
     /// Runs just stored by `submit`, handed to their worker without reading
     /// them back from the store.
     fresh: Mutex<HashMap<String, Run>>,
-    /// One lock per run taken from the queue, so a run queued twice (a
-    /// restart that finds it under two statuses, a timer and a retry) is
-    /// never executed twice at once; the later entry waits and then finds
-    /// the run finished.
+    /// Locks of the runs taken from the queue, one per run id. A run queued
+    /// twice (a timer and a retry, say) executes once at a time: the later
+    /// entry waits, then finds the run finished.
     executing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Runs an operator cancelled while they may be executing.
     cancelled: Mutex<HashSet<String>>,
@@ -441,7 +440,7 @@ impl Engine {
         Arc::clone(&self).run_queued_alone(run_id.clone()).await;
         drop(running);
         let mut executing = lock(&self.executing);
-        // Only the map and this task hold the lock: nobody waits for it.
+        // Only the map and this task hold the lock, so no other task waits.
         if Arc::strong_count(&slot) == 2 {
             executing.remove(&run_id);
         }

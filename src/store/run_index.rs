@@ -4,10 +4,10 @@
 //! Keys are fields joined by a NUL byte, with no value:
 //! `s\0<status>\0<run id>`, `w\0<workflow>\0<run id>` and
 //! `ws\0<workflow>\0<status>\0<run id>`. Run ids are time-ordered, so
-//! within one prefix the keys sort oldest to newest. A new run's keys are
-//! written in the sled transaction that claims its deduplication key; later
-//! status changes write them next to the header, so after a crash a run can
-//! keep a stale status key, and readers check the header.
+//! within one prefix the keys sort oldest to newest. A run stored with a
+//! deduplication key gets its keys in the transaction that claims the key.
+//! Other writes put them next to the header, so after a crash a run can keep
+//! a stale status key. Readers therefore check the header.
 
 use serde::Deserialize;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};

@@ -111,7 +111,7 @@ pub struct WebhookTrigger {
     pub ping: Option<Ping>,
 }
 
-/// A platform's test request that a webhook answers 200 without a run.
+/// A platform's test request that gets 200 from a webhook without a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ping {
     /// WooCommerce's request when a webhook is saved: the form body

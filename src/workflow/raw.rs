@@ -103,8 +103,8 @@ pub struct RawWebhook {
     /// How long `respond: sync` waits for the run, such as `10s`.
     #[serde(default)]
     pub respond_timeout: Option<Spanned<String>>,
-    /// A platform whose unsigned test request is answered 200 without a
-    /// run, such as the ping WooCommerce sends when a webhook is saved.
+    /// A platform whose unsigned test request gets 200 without a run, such
+    /// as the ping WooCommerce sends when a webhook is saved.
     #[serde(default)]
     pub ping: Option<RawPing>,
 }

@@ -246,7 +246,7 @@ impl Drop for TestServer {
 /// A clock that always reads the same time, just after a whole hour.
 /// Servers started without a clock of their own use it, so the bundled
 /// schedules (hourly, every 10 minutes) never fire in the middle of a test
-/// that counts runs; tests of schedules pass their own clock.
+/// that counts runs. Tests of schedules pass their own clock.
 pub struct StoppedClock;
 
 impl Clock for StoppedClock {

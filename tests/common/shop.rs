@@ -3,7 +3,7 @@
 //! API 2.0. Tests seed the state (a catalog, stock levels, a store order),
 //! run a workflow, and look at what changed and which requests arrived.
 //!
-//! The answers follow the public documentation: Shopify's JSON roots
+//! The responses follow the public documentation: Shopify's JSON roots
 //! (`{"product": …}`), ids as numbers, 201 on creation, 404 `{"errors": …}`,
 //! 422 for a fulfillment order that is already closed, the call-limit
 //! header; CJ's envelope `{code, result, message, data, requestId}` with
@@ -592,7 +592,7 @@ fn create_cj_order(state: &mut ShopState, body: &Value) -> Answer {
     }))
 }
 
-/// The generic supplier's stock of one SKU, in its `{code, result,
+/// Returns the generic supplier's stock of one SKU, in its `{code, result,
 /// message, data}` envelope with HTTP 200 even for errors.
 fn supplier_stock(state: &ShopState, method: &Method, sku: &str, request: &Recorded) -> Answer {
     let envelope = |code: u64, message: &str, data: Value| {

@@ -22,7 +22,7 @@ const OPERATIONS: &[&str] = &[
     "delete",
 ];
 
-/// The most entries one `kv.list` call returns.
+/// Maximum number of entries one `kv.list` call returns.
 const MAX_LIST: usize = 10_000;
 
 #[async_trait]
