@@ -1,11 +1,12 @@
 //! Acknowledged webhooks per second for the bundled `hello` workflow, with
-//! group commit, with one flush per event, and for a server on the same
-//! framework that answers 202 without storing anything. With storage, every
-//! 202 is sent after the event was flushed to disk; each mode is measured
-//! with the engine only storing runs ("ingest only") and with it also
-//! executing them on the same cores ("runs executing").
+//! group commit, with one flush per event, and for the same server with a
+//! store that drops every new run ("no storage"). A bare axum handler that
+//! answers 202 gives the framework's own ceiling. With storage, every 202 is
+//! sent after the event was flushed to disk; each mode is measured with the
+//! engine only storing runs ("ingest only") and with it also executing them
+//! on the same cores ("runs executing").
 //!
-//! `cargo bench --bench webhook_ingest -- [REQUESTS] [CONCURRENCY] [none|group|per-event]`
+//! `cargo bench --bench webhook_ingest -- [REQUESTS] [CONCURRENCY] [bare|none|group|per-event]`
 
 mod support;
 
@@ -34,11 +35,19 @@ fn main() {
     );
 
     runtime.block_on(async {
-        if wanted("none") {
-            let none = no_storage().await;
-            report("no storage (202 only)", requests, concurrency, none).await;
-        }
         let hello = ["workflows/hello.yaml"];
+        if wanted("bare") {
+            let bare = bare_axum().await;
+            report("bare axum handler (202 only)", requests, concurrency, bare).await;
+        }
+        let mut baseline = None;
+        if wanted("none") {
+            let none =
+                support::serve_with(&hello, &[], Env::default(), CommitMode::Group, false, true)
+                    .await;
+            let rate = report("no storage (same server)", requests, concurrency, none.addr).await;
+            baseline = Some(rate);
+        }
         let modes = [
             ("group", "group commit", CommitMode::Group),
             ("per-event", "one flush per event", CommitMode::PerSync),
@@ -47,14 +56,20 @@ fn main() {
             if !wanted(name) {
                 continue;
             }
-            let stored = support::serve_with(&hello, &[], Env::default(), mode, false).await;
-            report(
+            let stored = support::serve_with(&hello, &[], Env::default(), mode, false, false).await;
+            let rate = report(
                 &format!("{label}, ingest only"),
                 requests,
                 concurrency,
                 stored.addr,
             )
             .await;
+            if let Some(baseline) = baseline {
+                println!(
+                    "    {:.0} % of the no-storage figure",
+                    rate * 100.0 / baseline
+                );
+            }
             let executing = support::serve(&hello, &[], Env::default(), mode).await;
             report(
                 &format!("{label}, runs executing"),
@@ -67,7 +82,8 @@ fn main() {
     });
 }
 
-async fn report(label: &str, requests: usize, concurrency: usize, addr: SocketAddr) {
+/// Sends the load, prints the figure and returns it.
+async fn report(label: &str, requests: usize, concurrency: usize, addr: SocketAddr) -> f64 {
     let url = format!("http://{addr}/hooks/hello");
     let elapsed = support::load(requests, concurrency, 202, move |client, n| {
         client
@@ -77,15 +93,17 @@ async fn report(label: &str, requests: usize, concurrency: usize, addr: SocketAd
     })
     .await;
     let sent = requests / concurrency * concurrency;
+    let rate = support::per_second(sent, elapsed);
     println!(
-        "  {label:<36} {:>8.0} acknowledged per second ({sent} in {:.2} s)",
-        support::per_second(sent, elapsed),
+        "  {label:<36} {rate:>8.0} acknowledged per second ({sent} in {:.2} s)",
         elapsed.as_secs_f64()
     );
+    rate
 }
 
-/// Starts a server that reads the body and responds 202 with a new id.
-async fn no_storage() -> SocketAddr {
+/// Starts an axum server that reads the body and responds 202 with a new
+/// id, and does nothing else.
+async fn bare_axum() -> SocketAddr {
     let app = axum::Router::new().route(
         "/hooks/hello",
         axum::routing::post(|body: axum::body::Bytes| async move {

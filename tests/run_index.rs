@@ -129,6 +129,10 @@ fn old_store_gets_index_on_open() {
         let header = run.header_json().expect("encoding the header");
         runs.insert(run.id.as_bytes(), header)
             .expect("writing a header");
+        // The earlier index layout, with three keys per run.
+        let former = db.open_tree("run_index").expect("former index tree");
+        let key = [b"s\0failed\0".as_slice(), run.id.as_bytes()].concat();
+        former.insert(key, b"".as_slice()).expect("writing a key");
         db.flush().expect("flushing");
     }
 
@@ -139,6 +143,50 @@ fn old_store_gets_index_on_open() {
         vec![run.id.clone()]
     );
     assert_eq!(ids(&store, Some("place"), None), vec![run.id]);
+    drop(store);
+    let db = open_when_released(dir.path());
+    let trees: Vec<Vec<u8>> = db.tree_names().iter().map(|name| name.to_vec()).collect();
+    assert!(trees.contains(&b"run_status".to_vec()));
+    assert!(!trees.contains(&b"run_index".to_vec()));
+}
+
+#[tokio::test]
+async fn status_listing_merges_workflows_newest_first() {
+    let dir = TempDir::new().expect("temporary directory");
+    let store = SledStore::open(dir.path()).expect("opening the store");
+    let mut failed = Vec::new();
+    for (position, workflow) in ["b", "a", "c", "a-b", "b", "a"].iter().enumerate() {
+        let mut run = run_of(workflow);
+        run.status = if position == 2 {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
+        store.insert_run(&run, None).await.expect("inserting");
+        if position != 2 {
+            failed.push(run.id);
+        }
+    }
+    failed.reverse();
+
+    assert_eq!(ids(&store, None, Some(RunStatus::Failed)), failed);
+    assert_eq!(
+        store.count_in_status(RunStatus::Failed).expect("counting"),
+        5
+    );
+    let query = RunQuery {
+        status: Some(RunStatus::Failed),
+        before: Some(failed[1].clone()),
+        limit: 2,
+        ..RunQuery::default()
+    };
+    let page: Vec<String> = store
+        .list_runs(&query)
+        .expect("listing runs")
+        .into_iter()
+        .map(|run| run.id)
+        .collect();
+    assert_eq!(page, failed[2..4].to_vec());
 }
 
 #[tokio::test]
@@ -161,9 +209,9 @@ async fn stale_status_keys_list_a_run_once() {
     // leaves the `queued` keys behind.
     {
         let db = open_when_released(dir.path());
-        let index = db.open_tree("run_index").expect("index tree");
+        let index = db.open_tree("run_status").expect("index tree");
         for run in [&running, &done] {
-            let key = [b"s\0queued\0".as_slice(), run.id.as_bytes()].concat();
+            let key = [b"place\0queued\0".as_slice(), run.id.as_bytes()].concat();
             index
                 .insert(key, b"".as_slice())
                 .expect("writing a stale key");
@@ -179,7 +227,9 @@ async fn stale_status_keys_list_a_run_once() {
         .map(|run| (run.id, run.status))
         .collect();
 
-    assert_eq!(unfinished, vec![(running.id, RunStatus::Running)]);
+    assert_eq!(unfinished, vec![(running.id.clone(), RunStatus::Running)]);
+    assert_eq!(ids(&store, Some("place"), None), vec![done.id, running.id]);
+    assert!(ids(&store, None, Some(RunStatus::Queued)).is_empty());
 }
 
 /// Opens the sled files once the closed store's flush thread has let go of

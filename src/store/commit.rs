@@ -1,8 +1,13 @@
 //! Group commit: one thread owns the flushing of the sled database. Callers
-//! queue a request after their writes and wait; the thread takes every
-//! request queued so far, flushes once, and answers them all, so concurrent
-//! writers share one fsync and each is answered only after a flush that
-//! started after its writes.
+//! queue a request and wait; the thread takes every request queued so far,
+//! flushes once, and replies to all of them, so concurrent writers share one
+//! fsync and each gets its reply only after a flush that started after its
+//! writes.
+//!
+//! New runs are written by the same thread, just before the flush that
+//! covers them. Writing them one after another on one thread costs far less
+//! than many tokio workers inserting into the same sled trees at once, and
+//! the caller's only wait is the one it has anyway: the flush.
 //!
 //! A blocking `Db::flush` on a dedicated thread is used because sled 0.34's
 //! `flush_async` can deadlock when called concurrently.
@@ -12,49 +17,101 @@ use std::thread;
 
 use tokio::sync::oneshot;
 
-use super::{Result, StoreError};
+use super::{Inserted, Result, StoreError};
+use crate::engine::run::RunStatus;
 
-type Reply = oneshot::Sender<std::result::Result<(), String>>;
+/// A new run, encoded by the caller, for the commit thread to write.
+pub(crate) struct NewRun {
+    pub(crate) id: String,
+    pub(crate) workflow: String,
+    pub(crate) status: RunStatus,
+    pub(crate) header: Vec<u8>,
+    pub(crate) trigger: Vec<u8>,
+    /// The deduplication key to claim with the run, already joined with
+    /// its workflow.
+    pub(crate) claim: Option<Vec<u8>>,
+}
+
+/// Writes one new run. Runs on the commit thread.
+pub(crate) type RunWriter = Box<dyn Fn(&NewRun) -> Result<Inserted> + Send>;
+
+enum Request {
+    Sync(oneshot::Sender<std::result::Result<(), String>>),
+    Insert(Box<NewRun>, oneshot::Sender<Result<Inserted>>),
+}
 
 pub(crate) struct GroupCommit {
-    requests: mpsc::Sender<Reply>,
+    requests: mpsc::Sender<Request>,
 }
 
 impl GroupCommit {
-    pub(crate) fn start(db: sled::Db) -> Self {
-        let (requests, receiver) = mpsc::channel::<Reply>();
+    pub(crate) fn start(db: sled::Db, writer: RunWriter) -> Self {
+        let (requests, receiver) = mpsc::channel::<Request>();
         thread::Builder::new()
             .name("tether-flush".into())
-            .spawn(move || flush_loop(&db, &receiver))
+            .spawn(move || commit_loop(&db, &writer, &receiver))
             .expect("spawning the flush thread must succeed at start-up");
         GroupCommit { requests }
     }
 
     /// Waits for a flush that covers every write made before this call.
     pub(crate) async fn sync(&self) -> Result<()> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, response) = oneshot::channel();
         self.requests
-            .send(reply)
+            .send(Request::Sync(reply))
             .map_err(|_| StoreError::FlusherGone)?;
-        match answer.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(StoreError::Sled(sled::Error::Unsupported(message))),
-            Err(_) => Err(StoreError::FlusherGone),
-        }
+        response
+            .await
+            .map_err(|_| StoreError::FlusherGone)?
+            .map_err(flush_error)
+    }
+
+    /// Writes `run` on the commit thread and waits for the flush that
+    /// covers it.
+    pub(crate) async fn insert(&self, run: NewRun) -> Result<Inserted> {
+        let (reply, response) = oneshot::channel();
+        self.requests
+            .send(Request::Insert(Box::new(run), reply))
+            .map_err(|_| StoreError::FlusherGone)?;
+        response.await.map_err(|_| StoreError::FlusherGone)?
     }
 }
 
-fn flush_loop(db: &sled::Db, receiver: &mpsc::Receiver<Reply>) {
+fn flush_error(message: String) -> StoreError {
+    StoreError::Sled(sled::Error::Unsupported(message))
+}
+
+fn commit_loop(db: &sled::Db, writer: &RunWriter, receiver: &mpsc::Receiver<Request>) {
+    let mut syncs = Vec::new();
+    let mut inserts = Vec::new();
     while let Ok(first) = receiver.recv() {
-        let mut batch = vec![first];
-        batch.extend(receiver.try_iter());
+        for request in std::iter::once(first).chain(receiver.try_iter()) {
+            match request {
+                Request::Sync(reply) => syncs.push(reply),
+                Request::Insert(run, reply) => {
+                    let written = writer(&run);
+                    if let Err(error) = &written {
+                        tracing::error!(run_id = %run.id, workflow = %run.workflow, %error,
+                            "storing a new run failed");
+                    }
+                    inserts.push((written, reply));
+                }
+            }
+        }
 
         let outcome = db.flush().map(|_| ()).map_err(|error| {
             tracing::error!(%error, "flushing the store failed");
             error.to_string()
         });
-        for reply in batch {
+        for reply in syncs.drain(..) {
             let _ = reply.send(outcome.clone());
+        }
+        for (written, reply) in inserts.drain(..) {
+            let response = match &outcome {
+                Ok(()) => written,
+                Err(message) => Err(flush_error(message.clone())),
+            };
+            let _ = reply.send(response);
         }
     }
 }

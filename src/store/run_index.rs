@@ -1,191 +1,53 @@
-//! The `run_index` tree: secondary keys that let the store list runs by
-//! status, by workflow, or by both, without reading every run header.
+//! The `run_status` tree: one key per run, `<workflow>\0<status>\0<run id>`
+//! with no value, so the store lists runs by workflow, by status or by both
+//! without reading every run header. Run ids are time-ordered, so within
+//! one workflow and status the keys sort oldest to newest; a listing by
+//! workflow alone merges that workflow's status ranges, and one by status
+//! alone merges that status's range of every workflow.
 //!
-//! Keys are fields joined by a NUL byte, with no value:
-//! `s\0<status>\0<run id>`, `w\0<workflow>\0<run id>` and
-//! `ws\0<workflow>\0<status>\0<run id>`. Run ids are time-ordered, so
-//! within one prefix the keys sort oldest to newest. A run stored with a
-//! deduplication key gets its keys in the transaction that claims the key.
-//! Other writes put them next to the header, so after a crash a run can keep
-//! a stale status key. Readers therefore check the header.
+//! A run stored with a deduplication key gets its key in the transaction
+//! that claims the deduplication key. Other writes put it next to the
+//! header, so after a crash a run can keep a stale status key. Readers
+//! therefore check the header.
 
 use serde::Deserialize;
+use sled::IVec;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::{Result, StoreError};
 use crate::engine::run::{Run, RunStatus};
 
 /// State key recording that the index covers every stored run.
-pub(super) const BUILT_MARKER: &str = "run-index/v1";
+pub(super) const BUILT_MARKER: &str = "run-index/v2";
+
+/// The tree of an earlier layout with three keys per run, dropped once the
+/// current index is built.
+pub(super) const FORMER_TREE: &str = "run_index";
 
 const SEPARATOR: u8 = 0;
 
 /// The part of a stored header the index needs.
 #[derive(Deserialize)]
-struct HeaderStatus {
+struct HeaderKeys {
+    workflow: String,
     status: RunStatus,
 }
 
-/// Returns the key prefix for runs with `status`, of `workflow` when given.
-pub(super) fn status_prefix(workflow: Option<&str>, status: RunStatus) -> Vec<u8> {
-    match workflow {
-        Some(workflow) => join(&["ws", workflow, status.as_str(), ""]),
-        None => join(&["s", status.as_str(), ""]),
-    }
-}
-
-/// Returns the key prefix for every run of `workflow`.
-pub(super) fn workflow_prefix(workflow: &str) -> Vec<u8> {
-    join(&["w", workflow, ""])
-}
-
-fn join(parts: &[&str]) -> Vec<u8> {
-    let mut key = Vec::new();
-    for (position, part) in parts.iter().enumerate() {
-        if position > 0 {
-            key.push(SEPARATOR);
-        }
-        key.extend_from_slice(part.as_bytes());
-    }
+/// Returns the key prefix for runs of `workflow` with `status`.
+pub(super) fn prefix(workflow: &str, status: RunStatus) -> Vec<u8> {
+    let mut key = Vec::with_capacity(workflow.len() + 12);
+    key.extend_from_slice(workflow.as_bytes());
+    key.push(SEPARATOR);
+    key.extend_from_slice(status.as_str().as_bytes());
+    key.push(SEPARATOR);
     key
 }
 
-fn status_keys(run_id: &str, workflow: &str, status: RunStatus) -> [Vec<u8>; 2] {
-    let with_id = |mut prefix: Vec<u8>| {
-        prefix.extend_from_slice(run_id.as_bytes());
-        prefix
-    };
-    [
-        with_id(status_prefix(None, status)),
-        with_id(status_prefix(Some(workflow), status)),
-    ]
-}
-
-/// Writes `run`'s header and brings its index keys up to date, inside a
-/// transaction over the `runs` and `run_index` trees. The previous status
-/// is read from the stored header, so callers need not know it.
-pub(super) fn write_header(
-    runs: &TransactionalTree,
-    index: &TransactionalTree,
-    run: &Run,
-    header: &[u8],
-) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
-    let previous = match runs.insert(run.id.as_bytes(), header)? {
-        None => None,
-        Some(old) => match serde_json::from_slice::<HeaderStatus>(&old) {
-            Ok(old) => Some(old.status),
-            // An unreadable old header leaves its status keys behind. They
-            // are harmless, because listing checks each run's status again.
-            Err(_) => None,
-        },
-    };
-    if previous == Some(run.status) {
-        return Ok(());
-    }
-    if let Some(old_status) = previous {
-        for key in status_keys(&run.id, &run.workflow, old_status) {
-            index.remove(key)?;
-        }
-    } else {
-        let mut key = workflow_prefix(&run.workflow);
-        key.extend_from_slice(run.id.as_bytes());
-        index.insert(key, &[])?;
-    }
-    for key in status_keys(&run.id, &run.workflow, run.status) {
-        index.insert(key, &[])?;
-    }
-    Ok(())
-}
-
-/// Writes `run`'s header and index keys without a transaction, which costs
-/// far less under many concurrent writers. New keys go in before the header
-/// and old ones come out after it, so a crash in between leaves at most
-/// stale keys: listing checks each run's status against its header, and
-/// resuming lists each run once and skips runs that have ended. Callers
-/// serialize writes of one run (the store holds a lock around this).
-pub(super) fn write_header_direct(
-    runs: &sled::Tree,
-    index: &sled::Tree,
-    run: &Run,
-    header: &[u8],
-) -> sled::Result<()> {
-    let previous = runs
-        .get(run.id.as_bytes())?
-        .and_then(|old| serde_json::from_slice::<HeaderStatus>(&old).ok())
-        .map(|old| old.status);
-    if previous == Some(run.status) {
-        runs.insert(run.id.as_bytes(), header)?;
-        return Ok(());
-    }
-    if previous.is_none() {
-        let mut key = workflow_prefix(&run.workflow);
-        key.extend_from_slice(run.id.as_bytes());
-        index.insert(key, &[])?;
-    }
-    for key in status_keys(&run.id, &run.workflow, run.status) {
-        index.insert(key, &[])?;
-    }
-    runs.insert(run.id.as_bytes(), header)?;
-    if let Some(old_status) = previous {
-        for key in status_keys(&run.id, &run.workflow, old_status) {
-            index.remove(key)?;
-        }
-    }
-    Ok(())
-}
-
-/// Removes `run`'s header and index keys, inside a transaction over the
-/// `runs` and `run_index` trees.
-pub(super) fn remove_header(
-    runs: &TransactionalTree,
-    index: &TransactionalTree,
-    run: &Run,
-) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
-    runs.remove(run.id.as_bytes())?;
-    let mut workflow_key = workflow_prefix(&run.workflow);
-    workflow_key.extend_from_slice(run.id.as_bytes());
-    index.remove(workflow_key)?;
-    for key in status_keys(&run.id, &run.workflow, run.status) {
-        index.remove(key)?;
-    }
-    Ok(())
-}
-
-/// Adds the index keys of every stored run, for a store written before the
-/// index existed. Safe to repeat: it only inserts keys.
-pub(super) fn build(runs: &sled::Tree, index: &sled::Tree) -> Result<usize> {
-    let mut count = 0;
-    for entry in runs.iter() {
-        let (key, bytes) = entry?;
-        let header: HeaderStatus =
-            serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                source,
-            })?;
-        let workflow = workflow_of(&bytes, &key)?;
-        let run_id = String::from_utf8_lossy(&key).into_owned();
-        let mut workflow_key = workflow_prefix(&workflow);
-        workflow_key.extend_from_slice(&key);
-        index.insert(workflow_key, &[])?;
-        for status_key in status_keys(&run_id, &workflow, header.status) {
-            index.insert(status_key, &[])?;
-        }
-        count += 1;
-    }
-    Ok(count)
-}
-
-fn workflow_of(bytes: &[u8], key: &[u8]) -> Result<String> {
-    #[derive(Deserialize)]
-    struct HeaderWorkflow {
-        workflow: String,
-    }
-    serde_json::from_slice::<HeaderWorkflow>(bytes)
-        .map(|header| header.workflow)
-        .map_err(|source| StoreError::Corrupt {
-            key: String::from_utf8_lossy(key).into_owned(),
-            source,
-        })
+/// Returns the index key of a run.
+pub(super) fn key(run_id: &str, workflow: &str, status: RunStatus) -> Vec<u8> {
+    let mut key = prefix(workflow, status);
+    key.extend_from_slice(run_id.as_bytes());
+    key
 }
 
 /// Returns the run id at the end of an index key.
@@ -194,4 +56,139 @@ pub(super) fn run_id_of(key: &[u8]) -> &[u8] {
         Some(position) => &key[position + 1..],
         None => key,
     }
+}
+
+/// Lists the workflows that have at least one run, by jumping from one
+/// workflow's keys to the next: one lookup per workflow.
+pub(super) fn workflows(index: &sled::Tree) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut from = Vec::new();
+    while let Some((key, _)) = index.range(from.as_slice()..).next().transpose()? {
+        let end = key
+            .iter()
+            .position(|byte| *byte == SEPARATOR)
+            .unwrap_or(key.len());
+        found.push(String::from_utf8_lossy(&key[..end]).into_owned());
+        // Every key of this workflow sorts below `<workflow>\x01`.
+        from = key[..end].to_vec();
+        from.push(SEPARATOR + 1);
+    }
+    Ok(found)
+}
+
+/// The index keys under each of `prefixes` whose run ids lie in
+/// `lower..upper`, merged newest first. A run listed under two prefixes
+/// (a stale key after a crash) comes once per key.
+pub(super) struct NewestFirst {
+    ranges: Vec<std::iter::Rev<sled::Iter>>,
+    /// The next key of each range, read ahead.
+    heads: Vec<Option<IVec>>,
+}
+
+impl NewestFirst {
+    pub(super) fn new(
+        index: &sled::Tree,
+        prefixes: &[Vec<u8>],
+        lower: &[u8],
+        upper: &[u8],
+    ) -> Result<Self> {
+        let mut ranges = Vec::with_capacity(prefixes.len());
+        let mut heads = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            let range = [prefix.as_slice(), lower].concat()..[prefix.as_slice(), upper].concat();
+            let mut range = index.range(range).rev();
+            heads.push(range.next().transpose()?.map(|(key, _)| key));
+            ranges.push(range);
+        }
+        Ok(NewestFirst { ranges, heads })
+    }
+}
+
+impl Iterator for NewestFirst {
+    type Item = Result<IVec>;
+
+    fn next(&mut self) -> Option<Result<IVec>> {
+        let newest = self
+            .heads
+            .iter()
+            .enumerate()
+            .filter_map(|(position, head)| Some((position, head.as_ref()?)))
+            .max_by(|(_, a), (_, b)| run_id_of(a).cmp(run_id_of(b)))?
+            .0;
+        let key = self.heads[newest].take()?;
+        match self.ranges[newest].next().transpose() {
+            Ok(next) => self.heads[newest] = next.map(|(key, _)| key),
+            Err(error) => return Some(Err(error.into())),
+        }
+        Some(Ok(key))
+    }
+}
+
+/// Writes the header and index key of a run stored for the first time,
+/// inside a transaction over the `runs` and `run_status` trees.
+pub(super) fn write_new(
+    runs: &TransactionalTree,
+    index: &TransactionalTree,
+    (run_id, workflow, status): (&str, &str, RunStatus),
+    header: &[u8],
+) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
+    index.insert(key(run_id, workflow, status), &[])?;
+    runs.insert(run_id.as_bytes(), header)?;
+    Ok(())
+}
+
+/// Writes `run`'s header and index key without a transaction, which costs
+/// far less under many concurrent writers. The new key goes in before the
+/// header and the old one comes out after it, so a crash in between leaves
+/// at most a stale key: listing checks each run's status against its
+/// header, and resuming lists each run once and skips runs that have ended.
+/// Callers serialize writes of one run (the store holds a lock around this).
+pub(super) fn write_header_direct(
+    runs: &sled::Tree,
+    index: &sled::Tree,
+    run: &Run,
+    header: &[u8],
+) -> sled::Result<()> {
+    let previous = runs
+        .get(run.id.as_bytes())?
+        .and_then(|old| serde_json::from_slice::<HeaderKeys>(&old).ok())
+        .map(|old| old.status);
+    if previous != Some(run.status) {
+        index.insert(key(&run.id, &run.workflow, run.status), &[])?;
+    }
+    runs.insert(run.id.as_bytes(), header)?;
+    if let Some(old_status) = previous.filter(|old| *old != run.status) {
+        index.remove(key(&run.id, &run.workflow, old_status))?;
+    }
+    Ok(())
+}
+
+/// Removes `run`'s header and index key, inside a transaction over the
+/// `runs` and `run_status` trees.
+pub(super) fn remove_header(
+    runs: &TransactionalTree,
+    index: &TransactionalTree,
+    run: &Run,
+) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
+    runs.remove(run.id.as_bytes())?;
+    index.remove(key(&run.id, &run.workflow, run.status))?;
+    Ok(())
+}
+
+/// Adds the index key of every stored run, for a store written before this
+/// index existed. Safe to repeat: it only inserts keys.
+pub(super) fn build(runs: &sled::Tree, index: &sled::Tree) -> Result<usize> {
+    let mut count = 0;
+    for entry in runs.iter() {
+        let (run_id, bytes) = entry?;
+        let header: HeaderKeys =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&run_id).into_owned(),
+                source,
+            })?;
+        let run_id = String::from_utf8_lossy(&run_id);
+        index.insert(key(&run_id, &header.workflow, header.status), &[])?;
+        count += 1;
+    }
+    Ok(count)
 }

@@ -7,7 +7,7 @@
 //! `claimed_at` when each deduplication key was claimed; `state` holds
 //! small named values of the engine; `kv` holds the `kv` connector's values
 //! and `kv_applied` the result of each write by its idempotency key;
-//! `run_index` holds the keys described in [`super::run_index`]. Run ids
+//! `run_status` holds the keys described in [`super::run_index`]. Run ids
 //! are time-ordered, so the `runs` tree iterates oldest to newest.
 
 use std::ops::Bound;
@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionResult};
 
-use super::commit::GroupCommit;
+use super::commit::{GroupCommit, NewRun};
 use super::run_index;
 use super::{Inserted, KvWrite, Result, RunQuery, Store, StoreError, id_bound};
 use chrono::{DateTime, Utc};
@@ -38,20 +38,64 @@ pub enum CommitMode {
 pub struct SledStore {
     db: sled::Db,
     mode: CommitMode,
-    runs: sled::Tree,
-    triggers: sled::Tree,
+    trees: RunTrees,
     steps: sled::Tree,
-    dedup: sled::Tree,
-    /// When each deduplication key was claimed: 8 bytes, Unix seconds.
-    claimed_at: sled::Tree,
     state: sled::Tree,
     kv: sled::Tree,
     kv_applied: sled::Tree,
-    index: sled::Tree,
     /// Serializes header writes that read the old status to update the
     /// index without a sled transaction.
     header_lock: std::sync::Mutex<()>,
     commit: GroupCommit,
+}
+
+/// The trees a new run is written to.
+#[derive(Clone)]
+struct RunTrees {
+    runs: sled::Tree,
+    triggers: sled::Tree,
+    dedup: sled::Tree,
+    /// When each deduplication key was claimed: 8 bytes, Unix seconds.
+    claimed_at: sled::Tree,
+    index: sled::Tree,
+}
+
+impl RunTrees {
+    /// Writes a run stored for the first time. Its id is new, so no other
+    /// writer touches its header or index keys yet. A run with a
+    /// deduplication key is written in one transaction with the claim, so
+    /// a crash never leaves a claim without its run.
+    fn write_new_run(&self, new: &NewRun) -> Result<Inserted> {
+        let keys = (new.id.as_str(), new.workflow.as_str(), new.status);
+        let Some(claim) = &new.claim else {
+            self.triggers
+                .insert(new.id.as_bytes(), new.trigger.as_slice())?;
+            self.index
+                .insert(run_index::key(keys.0, keys.1, keys.2), &[])?;
+            self.runs.insert(new.id.as_bytes(), new.header.as_slice())?;
+            return Ok(Inserted::New);
+        };
+        let now = unix_seconds();
+        let trees = (
+            &self.runs,
+            &self.triggers,
+            &self.dedup,
+            &self.index,
+            &self.claimed_at,
+        );
+        let outcome = trees.transaction(|(runs, triggers, dedup, index, claimed_at)| {
+            if let Some(first) = dedup.get(claim)? {
+                let first = String::from_utf8_lossy(&first).into_owned();
+                return Ok(Inserted::Duplicate(first));
+            }
+            dedup.insert(claim.as_slice(), new.id.as_bytes())?;
+            claimed_at.insert(claim.as_slice(), &now)?;
+            triggers.insert(new.id.as_bytes(), new.trigger.as_slice())?;
+            run_index::write_new(runs, index, keys, &new.header)?;
+            Ok(Inserted::New)
+        });
+        transaction_result(outcome)
+    }
 }
 
 impl SledStore {
@@ -71,29 +115,34 @@ impl SledStore {
         let claimed_at = db.open_tree("claimed_at")?;
         let kv = db.open_tree("kv")?;
         let kv_applied = db.open_tree("kv_applied")?;
-        let index = db.open_tree("run_index")?;
+        let index = db.open_tree("run_status")?;
         if state.get(run_index::BUILT_MARKER)?.is_none() {
             let count = run_index::build(&runs, &index)?;
             state.insert(run_index::BUILT_MARKER, &[])?;
             db.flush()?;
+            db.drop_tree(run_index::FORMER_TREE)?;
             tracing::info!(
                 runs = count,
                 "built the run index for runs stored before it existed"
             );
         }
-        let commit = GroupCommit::start(db.clone());
+        let trees = RunTrees {
+            runs,
+            triggers,
+            dedup,
+            claimed_at,
+            index,
+        };
+        let writer = trees.clone();
+        let commit = GroupCommit::start(db.clone(), Box::new(move |run| writer.write_new_run(run)));
         Ok(SledStore {
             db,
             mode,
-            runs,
-            triggers,
+            trees,
             steps,
-            dedup,
-            claimed_at,
             state,
             kv,
             kv_applied,
-            index,
             header_lock: std::sync::Mutex::new(()),
             commit,
         })
@@ -108,9 +157,15 @@ impl SledStore {
         bytes: &[u8],
         query: &RunQuery,
         needle: Option<&str>,
+        index_key: Option<&[u8]>,
         found: &mut Vec<Run>,
     ) -> Result<()> {
         let run: Run = decode(key, bytes)?;
+        // A stale key, left by a crash during a status change, names a
+        // status the run no longer has.
+        if index_key.is_some_and(|k| k != run_index::key(&run.id, &run.workflow, run.status)) {
+            return Ok(());
+        }
         let workflow_matches = query.workflow.as_deref().is_none_or(|w| w == run.workflow);
         let status_matches = query.status.is_none_or(|s| s == run.status);
         if !(workflow_matches && status_matches) {
@@ -128,7 +183,7 @@ impl SledStore {
     /// Whether the stored trigger event of run `key` contains `needle`,
     /// which must be in lower case.
     fn trigger_contains(&self, key: &[u8], needle: &str) -> Result<bool> {
-        let Some(event) = self.triggers.get(key)? else {
+        let Some(event) = self.trees.triggers.get(key)? else {
             return Ok(false);
         };
         let needle = needle.as_bytes();
@@ -241,56 +296,36 @@ fn dedup_key(workflow: &str, key: &str) -> Vec<u8> {
 #[async_trait]
 impl Store for SledStore {
     async fn insert_run(&self, run: &Run, dedup: Option<&str>) -> Result<Inserted> {
-        let header = header_bytes(run)?;
-        let trigger = encode(&run.trigger)?;
-        let Some(dedup) = dedup else {
-            // A new run id: no other writer can touch this header yet.
-            self.triggers.insert(run.id.as_bytes(), trigger)?;
-            {
-                let _serial = self.header_lock.lock().unwrap_or_else(|p| p.into_inner());
-                run_index::write_header_direct(&self.runs, &self.index, run, &header)?;
-            }
-            self.sync().await?;
-            return Ok(Inserted::New);
+        let new = NewRun {
+            id: run.id.clone(),
+            workflow: run.workflow.clone(),
+            status: run.status,
+            header: header_bytes(run)?,
+            trigger: encode(&run.trigger)?,
+            claim: dedup.map(|dedup| dedup_key(&run.workflow, dedup)),
         };
-        let claim = Some(dedup_key(&run.workflow, dedup));
-        let now = unix_seconds();
-        let trees = (
-            &self.runs,
-            &self.triggers,
-            &self.dedup,
-            &self.index,
-            &self.claimed_at,
-        );
-        let outcome = trees.transaction(|(runs, triggers, dedup, index, claimed_at)| {
-            if let Some(claim) = &claim {
-                if let Some(first) = dedup.get(claim)? {
-                    let first = String::from_utf8_lossy(&first).into_owned();
-                    return Ok(Inserted::Duplicate(first));
-                }
-                dedup.insert(claim.as_slice(), run.id.as_bytes())?;
-                claimed_at.insert(claim.as_slice(), &now)?;
+        match self.mode {
+            // A duplicate waits for the flush too: the first copy may not be
+            // on disk yet, and acknowledging before it is could lose an
+            // event the sender saw acknowledged.
+            CommitMode::Group => self.commit.insert(new).await,
+            CommitMode::PerSync => {
+                let inserted = self.trees.write_new_run(&new)?;
+                self.sync().await?;
+                Ok(inserted)
             }
-            triggers.insert(run.id.as_bytes(), trigger.as_slice())?;
-            run_index::write_header(runs, index, run, &header)?;
-            Ok(Inserted::New)
-        });
-        let inserted = transaction_result(outcome)?;
-        // A duplicate waits too: the first copy may not be on disk yet, and
-        // acknowledging before it is could lose an event the sender saw
-        // acknowledged.
-        self.sync().await?;
-        Ok(inserted)
+        }
     }
 
     fn claim_key(&self, workflow: &str, dedup_key_text: &str) -> Result<bool> {
         let claim = dedup_key(workflow, dedup_key_text);
         // The empty value marks a key seen without a run.
-        let swapped = self
-            .dedup
-            .compare_and_swap(&claim, None as Option<&[u8]>, Some(&b""[..]))?;
+        let swapped =
+            self.trees
+                .dedup
+                .compare_and_swap(&claim, None as Option<&[u8]>, Some(&b""[..]))?;
         if swapped.is_ok() {
-            self.claimed_at.insert(claim, &unix_seconds())?;
+            self.trees.claimed_at.insert(claim, &unix_seconds())?;
         }
         Ok(swapped.is_ok())
     }
@@ -304,12 +339,12 @@ impl Store for SledStore {
         let limit = older_than.timestamp().max(0) as u64;
         let prefix = dedup_key(workflow, key_prefix);
         let mut expired = 0;
-        for entry in self.claimed_at.scan_prefix(&prefix) {
+        for entry in self.trees.claimed_at.scan_prefix(&prefix) {
             let (claim, at) = entry?;
             let at = at.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
             if at < limit {
-                self.dedup.remove(&claim)?;
-                self.claimed_at.remove(&claim)?;
+                self.trees.dedup.remove(&claim)?;
+                self.trees.claimed_at.remove(&claim)?;
                 expired += 1;
             }
         }
@@ -319,12 +354,14 @@ impl Store for SledStore {
     fn save_run(&self, run: &Run) -> Result<()> {
         let header = header_bytes(run)?;
         let _serial = self.header_lock.lock().unwrap_or_else(|p| p.into_inner());
-        run_index::write_header_direct(&self.runs, &self.index, run, &header)?;
+        run_index::write_header_direct(&self.trees.runs, &self.trees.index, run, &header)?;
         Ok(())
     }
 
     fn save_trigger(&self, run_id: &str, trigger: &TriggerEvent) -> Result<()> {
-        self.triggers.insert(run_id.as_bytes(), encode(trigger)?)?;
+        self.trees
+            .triggers
+            .insert(run_id.as_bytes(), encode(trigger)?)?;
         Ok(())
     }
 
@@ -357,11 +394,11 @@ impl Store for SledStore {
     }
 
     fn load_run(&self, id: &str) -> Result<Option<Run>> {
-        let Some(bytes) = self.runs.get(id.as_bytes())? else {
+        let Some(bytes) = self.trees.runs.get(id.as_bytes())? else {
             return Ok(None);
         };
         let mut run: Run = decode(id.as_bytes(), &bytes)?;
-        if let Some(trigger) = self.triggers.get(id.as_bytes())? {
+        if let Some(trigger) = self.trees.triggers.get(id.as_bytes())? {
             run.trigger = decode(id.as_bytes(), &trigger)?;
         }
         let prefix = format!("{id}/");
@@ -377,42 +414,56 @@ impl Store for SledStore {
         // NOTE: text search reads the trigger event of every run the other
         // filters let through, so a rare text in a long history is slow.
         let needle = query.text.as_deref().map(str::to_ascii_lowercase);
-        let prefix = match (&query.workflow, query.status) {
-            (workflow, Some(status)) => Some(run_index::status_prefix(workflow.as_deref(), status)),
-            (Some(workflow), None) => Some(run_index::workflow_prefix(workflow)),
-            (None, None) => None,
+        let prefixes = match (&query.workflow, query.status) {
+            (Some(workflow), Some(status)) => vec![run_index::prefix(workflow, status)],
+            (Some(workflow), None) => RunStatus::ALL
+                .iter()
+                .map(|status| run_index::prefix(workflow, *status))
+                .collect(),
+            (None, Some(status)) => run_index::workflows(&self.trees.index)?
+                .iter()
+                .map(|workflow| run_index::prefix(workflow, status))
+                .collect(),
+            (None, None) => Vec::new(),
         };
         let mut found = Vec::new();
-        let Some(prefix) = prefix else {
-            for entry in self.runs.range(lower..upper).rev() {
+        if prefixes.is_empty() {
+            for entry in self.trees.runs.range(lower..upper).rev() {
                 if found.len() >= query.limit {
                     break;
                 }
                 let (key, bytes) = entry?;
-                self.collect(&key, &bytes, query, needle.as_deref(), &mut found)?;
+                self.collect(&key, &bytes, query, needle.as_deref(), None, &mut found)?;
             }
             return Ok(found);
-        };
-        let range = [prefix.as_slice(), &lower].concat()..[prefix.as_slice(), &upper].concat();
-        for entry in self.index.range(range).rev() {
+        }
+        for key in run_index::NewestFirst::new(&self.trees.index, &prefixes, &lower, &upper)? {
             if found.len() >= query.limit {
                 break;
             }
-            let (key, _) = entry?;
+            let key = key?;
             let run_id = run_index::run_id_of(&key);
-            if let Some(bytes) = self.runs.get(run_id)? {
-                self.collect(run_id, &bytes, query, needle.as_deref(), &mut found)?;
+            if let Some(bytes) = self.trees.runs.get(run_id)? {
+                let indexed = Some(key.as_ref());
+                self.collect(
+                    run_id,
+                    &bytes,
+                    query,
+                    needle.as_deref(),
+                    indexed,
+                    &mut found,
+                )?;
             }
         }
         Ok(found)
     }
 
     fn count_runs(&self, workflow: &str, status: RunStatus, since: DateTime<Utc>) -> Result<usize> {
-        let prefix = run_index::status_prefix(Some(workflow), status);
+        let prefix = run_index::prefix(workflow, status);
         let lower = [prefix.as_slice(), id_bound(since).as_bytes()].concat();
         let upper = [prefix.as_slice(), &[0xff]].concat();
         let mut count = 0;
-        for entry in self.index.range(lower..upper) {
+        for entry in self.trees.index.range(lower..upper) {
             entry?;
             count += 1;
         }
@@ -421,19 +472,22 @@ impl Store for SledStore {
 
     fn count_in_status(&self, status: RunStatus) -> Result<usize> {
         let mut count = 0;
-        for entry in self
-            .index
-            .scan_prefix(run_index::status_prefix(None, status))
-        {
-            entry?;
-            count += 1;
+        for workflow in run_index::workflows(&self.trees.index)? {
+            for entry in self
+                .trees
+                .index
+                .scan_prefix(run_index::prefix(&workflow, status))
+            {
+                entry?;
+                count += 1;
+            }
         }
         Ok(count)
     }
 
     fn delete_finished_before(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<usize> {
         let mut expired = Vec::new();
-        for entry in self.runs.range(..id_bound(cutoff).into_bytes()) {
+        for entry in self.trees.runs.range(..id_bound(cutoff).into_bytes()) {
             if expired.len() >= limit {
                 break;
             }
@@ -447,8 +501,8 @@ impl Store for SledStore {
             // The journal and event go first: after a crash in between, the
             // header still lists the run and the next pass deletes it again.
             self.remove_steps(&run.id, "")?;
-            self.triggers.remove(run.id.as_bytes())?;
-            let outcome = (&self.runs, &self.index)
+            self.trees.triggers.remove(run.id.as_bytes())?;
+            let outcome = (&self.trees.runs, &self.trees.index)
                 .transaction(|(runs, index)| run_index::remove_header(runs, index, run));
             transaction_result(outcome)?;
         }
@@ -532,15 +586,20 @@ impl Store for SledStore {
         // the truth: each run is listed once, and only while unfinished.
         let mut found = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for status in RunStatus::ALL.into_iter().filter(|s| !s.is_terminal()) {
-            let prefix = run_index::status_prefix(None, status);
-            for entry in self.index.scan_prefix(prefix) {
+        let workflows = run_index::workflows(&self.trees.index)?;
+        let unfinished = RunStatus::ALL.into_iter().filter(|s| !s.is_terminal());
+        for (workflow, status) in unfinished.flat_map(|s| workflows.iter().map(move |w| (w, s))) {
+            for entry in self
+                .trees
+                .index
+                .scan_prefix(run_index::prefix(workflow, status))
+            {
                 let (key, _) = entry?;
                 let run_id = run_index::run_id_of(&key);
                 if !seen.insert(run_id.to_vec()) {
                     continue;
                 }
-                if let Some(bytes) = self.runs.get(run_id)? {
+                if let Some(bytes) = self.trees.runs.get(run_id)? {
                     let run = decode::<Run>(run_id, &bytes)?;
                     if !run.status.is_terminal() {
                         found.push(run);
