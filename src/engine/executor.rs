@@ -2,6 +2,7 @@
 //! skipped and their outputs reused, the first step without one runs next.
 
 use chrono::{DateTime, Utc};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::recovery::FAILURE_HANDLER;
 use super::run::{Run, RunStatus};
@@ -16,11 +17,19 @@ pub(crate) async fn execute(engine: &Engine, run_id: &str) -> Result<Run, Engine
         .store()
         .load_run(run_id)?
         .ok_or_else(|| EngineError::UnknownRun(run_id.to_string()))?;
-    execute_run(engine, run).await
+    execute_run(engine, run, Vec::new()).await
 }
 
-/// Like [`execute`], for a run already loaded with its journal.
-pub(crate) async fn execute_run(engine: &Engine, mut run: Run) -> Result<Run, EngineError> {
+/// Like [`execute`], for a run already loaded with its journal. `slots` are
+/// the concurrency permits the run holds. They are released once its end is
+/// written, before the wait for the final flush, so the next run starts
+/// meanwhile. That run's side-effect steps flush before they call out, so
+/// its calls still come after this run's results are on disk.
+pub(crate) async fn execute_run(
+    engine: &Engine,
+    mut run: Run,
+    slots: Vec<OwnedSemaphorePermit>,
+) -> Result<Run, EngineError> {
     let store = engine.store();
     let run_id = run.id.clone();
     let run_id = run_id.as_str();
@@ -38,7 +47,8 @@ pub(crate) async fn execute_run(engine: &Engine, mut run: Run) -> Result<Run, En
             run.workflow
         );
         tracing::error!(run_id, workflow = %run.workflow, "run's workflow is not loaded");
-        finish(engine, &mut run, RunStatus::Failed, Some(message), true).await?;
+        let end = (RunStatus::Failed, Some(message));
+        finish(engine, &mut run, end, true, slots).await?;
         return Ok(run);
     };
 
@@ -119,7 +129,7 @@ pub(crate) async fn execute_run(engine: &Engine, mut run: Run) -> Result<Run, En
         .iter()
         .chain(&workflow.on_failure)
         .any(|step| step.kind.has_side_effects());
-    finish(engine, &mut run, status, error, effects).await?;
+    finish(engine, &mut run, (status, error), effects, slots).await?;
     Ok(run)
 }
 
@@ -134,15 +144,15 @@ async fn park(engine: &Engine, run: &mut Run, wake_at: DateTime<Utc>) -> Result<
     Ok(())
 }
 
-/// Records the run's end. With `flush`, waits until it is on disk; runs
-/// without side effects skip that, because repeating them after a crash
-/// changes nothing outside the engine.
+/// Records the run's end and releases its `slots`. With `flush`, waits
+/// until the end is on disk. Runs without side effects skip that wait,
+/// because repeating them after a crash changes nothing outside the engine.
 async fn finish(
     engine: &Engine,
     run: &mut Run,
-    status: RunStatus,
-    error: Option<String>,
+    (status, error): (RunStatus, Option<String>),
     flush: bool,
+    slots: Vec<OwnedSemaphorePermit>,
 ) -> Result<(), EngineError> {
     let redactor = engine.registry().redactor.clone();
     run.status = status;
@@ -153,6 +163,7 @@ async fn finish(
     // terminal status finds the run counted in the metrics too.
     engine.metrics().run_finished(&run.workflow, status);
     engine.save_header(run)?;
+    drop(slots);
     if engine.is_cancelled(&run.id) {
         // An operator cancelled the run while its last step ran; so the stored
         // cancellation is kept and returned to callers.

@@ -468,15 +468,15 @@ impl Engine {
             tracing::debug!(%run_id, "child run left to its parent");
             return;
         }
-        let permits = self.acquire_limits(&run).await;
-        let _worker = Arc::clone(&self.workers)
+        let mut slots = self.acquire_limits(&run).await;
+        let worker = Arc::clone(&self.workers)
             .acquire_owned()
             .await
             .expect("the worker semaphore is never closed");
-        if let Err(error) = executor::execute_run(&self, run).await {
+        slots.push(worker);
+        if let Err(error) = executor::execute_run(&self, run, slots).await {
             tracing::error!(%run_id, %error, "run could not be executed");
         }
-        drop(permits);
         self.release_idle_limits();
     }
 
