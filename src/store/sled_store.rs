@@ -62,7 +62,7 @@ struct RunTrees {
 
 impl RunTrees {
     /// Writes a run stored for the first time. Its id is new, so no other
-    /// writer touches its header or index keys yet. A run with a
+    /// writer touches its header or index key yet. A run with a
     /// deduplication key is written in one transaction with the claim, so
     /// a crash never leaves a claim without its run.
     fn write_new_run(&self, new: &NewRun) -> Result<Inserted> {
