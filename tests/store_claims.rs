@@ -1,9 +1,13 @@
-//! Deduplication claims expire after a retention period, so a poll item
-//! seen long ago counts as new again, while recent ones stay claimed.
+//! Deduplication claims on real sled files: poll claims expire after a
+//! retention period, a repeated webhook key is a duplicate, and a webhook run
+//! stored without its claim (the process stopped before the flush) is
+//! dropped on the next open.
 
 use chrono::{Duration, Utc};
+use serde_json::json;
 use tempfile::TempDir;
-use tether::store::{SledStore, Store};
+use tether::engine::run::{Run, TriggerEvent, TriggerKind};
+use tether::store::{Inserted, RunQuery, SledStore, Store};
 
 #[test]
 fn old_poll_claims_expire() {
@@ -35,4 +39,101 @@ fn old_poll_claims_expire() {
         !store.claim_key("other", "poll:1").expect("claim"),
         "other workflows keep their claims"
     );
+}
+
+fn webhook_run(workflow: &str, dedup: &str) -> Run {
+    let trigger = TriggerEvent {
+        kind: TriggerKind::Webhook,
+        dedup_key: Some(dedup.to_string()),
+        ..TriggerEvent::manual(json!({ "id": dedup }))
+    };
+    Run::new(workflow, trigger)
+}
+
+fn listed(store: &SledStore) -> Vec<String> {
+    let query = RunQuery {
+        limit: 100,
+        ..RunQuery::default()
+    };
+    let runs = store.list_runs(&query).expect("listing runs");
+    runs.into_iter().map(|run| run.id).collect()
+}
+
+#[tokio::test]
+async fn repeated_webhook_key_is_duplicate() {
+    let data = TempDir::new().expect("data directory");
+    let store = SledStore::open(data.path()).expect("opening the store");
+    let first = webhook_run("orders", "delivery-1");
+    let again = webhook_run("orders", "delivery-1");
+
+    let inserted = store
+        .insert_run(&first, Some("delivery-1"))
+        .await
+        .expect("inserting");
+    let repeated = store
+        .insert_run(&again, Some("delivery-1"))
+        .await
+        .expect("inserting again");
+
+    assert_eq!(inserted, Inserted::New);
+    assert_eq!(repeated, Inserted::Duplicate(first.id.clone()));
+    assert_eq!(listed(&store), vec![first.id]);
+}
+
+/// Writes a queued run as the store lays it out, with a deduplication
+/// claim naming `claim` (none for a run cut off before its claim).
+fn write_raw(db: &sled::Db, run: &Run, claim: Option<&str>) {
+    let header = run.header_json().expect("encoding the header");
+    let trigger = serde_json::to_vec(&run.trigger).expect("encoding the trigger");
+    let index_key = [run.workflow.as_bytes(), b"\0queued\0", run.id.as_bytes()].concat();
+    let dedup_key = run.trigger.dedup_key.as_deref().unwrap_or_default();
+    let claim_key = [run.workflow.as_bytes(), b"\0", dedup_key.as_bytes()].concat();
+    let tree = |name: &str| db.open_tree(name).expect("opening a tree");
+    tree("runs")
+        .insert(run.id.as_bytes(), header)
+        .expect("header");
+    tree("triggers")
+        .insert(run.id.as_bytes(), trigger)
+        .expect("trigger");
+    tree("run_status")
+        .insert(index_key, b"".as_slice())
+        .expect("index key");
+    if let Some(owner) = claim {
+        tree("dedup")
+            .insert(claim_key, owner.as_bytes())
+            .expect("claim");
+    }
+}
+
+#[tokio::test]
+async fn unclaimed_webhook_runs_dropped_on_open() {
+    let data = TempDir::new().expect("data directory");
+    let claimed = webhook_run("orders", "delivery-a");
+    let cut_off = webhook_run("orders", "delivery-b");
+    let lost_race = webhook_run("orders", "delivery-c");
+    let mut polled = webhook_run("orders", "poll:item-d");
+    polled.trigger.kind = TriggerKind::Poll;
+    {
+        let db = sled::open(data.path()).expect("opening sled");
+        write_raw(&db, &claimed, Some(&claimed.id));
+        write_raw(&db, &cut_off, None);
+        write_raw(&db, &lost_race, Some("another-run"));
+        // A poll claim can expire while its run waits in the queue.
+        write_raw(&db, &polled, None);
+        db.flush().expect("flushing");
+    }
+
+    let store = SledStore::open(data.path()).expect("opening the store");
+
+    assert_eq!(listed(&store), vec![polled.id.clone(), claimed.id.clone()]);
+    assert!(
+        store.load_run(&cut_off.id).expect("loading").is_none(),
+        "the run cut off before its claim is gone"
+    );
+    let delivered_again = webhook_run("orders", "delivery-b");
+    let inserted = store
+        .insert_run(&delivered_again, Some("delivery-b"))
+        .await
+        .expect("inserting");
+    assert_eq!(inserted, Inserted::New);
 }

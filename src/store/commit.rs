@@ -30,6 +30,9 @@ pub(crate) struct NewRun {
     /// The deduplication key to claim with the run, already joined with
     /// its workflow.
     pub(crate) claim: Option<Vec<u8>>,
+    /// Whether the claim goes in one transaction with the run, rather than
+    /// after it (see `SledStore::drop_unclaimed_runs`).
+    pub(crate) claim_in_transaction: bool,
 }
 
 /// Writes one new run. Runs on the commit thread.

@@ -7,7 +7,7 @@
 //! `claimed_at` when each deduplication key was claimed; `state` holds
 //! small named values of the engine; `kv` holds the `kv` connector's values
 //! and `kv_applied` the result of each write by its idempotency key;
-//! `run_status` holds the keys described in [`super::run_index`]. Run ids
+//! `run_status` contains the keys described in [`super::run_index`]. Run ids
 //! are time-ordered, so the `runs` tree iterates oldest to newest.
 
 use std::ops::Bound;
@@ -23,7 +23,7 @@ use super::{Inserted, KvWrite, Result, RunQuery, Store, StoreError, id_bound};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::engine::run::{Run, RunStatus, StepRecord, TriggerEvent, path_sort_key};
+use crate::engine::run::{Run, RunStatus, StepRecord, TriggerEvent, TriggerKind, path_sort_key};
 
 /// Way writers wait for their writes to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,22 +62,58 @@ struct RunTrees {
 
 impl RunTrees {
     /// Writes a run stored for the first time. Its id is new, so no other
-    /// writer touches its header or index key yet. A run with a
-    /// deduplication key is written in one transaction with the claim, so
-    /// a crash never leaves a claim without its run.
+    /// writer touches its header or index key yet.
+    ///
+    /// A webhook run's deduplication claim is written after the run. sled
+    /// recovers its log up to the first gap (see `pagecache/iterator.rs` in
+    /// sled 0.34), so after a crash a claim never exists without its run. A run without its claim was never
+    /// acknowledged, and the next open drops it. Other runs with a claim
+    /// (debounced, polled, scheduled) are written in one transaction with
+    /// it, which costs about three times as much.
     fn write_new_run(&self, new: &NewRun) -> Result<Inserted> {
-        let keys = (new.id.as_str(), new.workflow.as_str(), new.status);
         let Some(claim) = &new.claim else {
-            self.triggers
-                .insert(new.id.as_bytes(), new.trigger.as_slice())?;
-            self.index
-                .insert(run_index::key(keys.0, keys.1, keys.2), &[])?;
-            self.runs.insert(new.id.as_bytes(), new.header.as_slice())?;
+            self.write_run_keys(new)?;
             return Ok(Inserted::New);
         };
-        // TODO: the transaction costs about three times the same writes
-        // without one. Writing the claim after the run, and dropping at
-        // start-up a queued run whose claim names another run, avoids it.
+        if new.claim_in_transaction {
+            return self.write_new_run_in_transaction(new, claim);
+        }
+        if let Some(first) = self.dedup.get(claim)? {
+            return Ok(Inserted::Duplicate(lossy(&first)));
+        }
+        self.write_run_keys(new)?;
+        let claimed =
+            self.dedup
+                .compare_and_swap(claim, None as Option<&[u8]>, Some(new.id.as_bytes()))?;
+        if let Err(taken) = claimed {
+            // Another writer claimed the key since the check above.
+            self.remove_run_keys(&new.id, &new.workflow, new.status)?;
+            let first = taken.current.map(|first| lossy(&first)).unwrap_or_default();
+            return Ok(Inserted::Duplicate(first));
+        }
+        self.claimed_at.insert(claim.as_slice(), &unix_seconds())?;
+        Ok(Inserted::New)
+    }
+
+    fn write_run_keys(&self, new: &NewRun) -> Result<()> {
+        self.triggers
+            .insert(new.id.as_bytes(), new.trigger.as_slice())?;
+        self.index
+            .insert(run_index::key(&new.id, &new.workflow, new.status), &[])?;
+        self.runs.insert(new.id.as_bytes(), new.header.as_slice())?;
+        Ok(())
+    }
+
+    fn remove_run_keys(&self, run_id: &str, workflow: &str, status: RunStatus) -> Result<()> {
+        self.runs.remove(run_id.as_bytes())?;
+        self.index
+            .remove(run_index::key(run_id, workflow, status))?;
+        self.triggers.remove(run_id.as_bytes())?;
+        Ok(())
+    }
+
+    fn write_new_run_in_transaction(&self, new: &NewRun, claim: &[u8]) -> Result<Inserted> {
+        let keys = (new.id.as_str(), new.workflow.as_str(), new.status);
         let now = unix_seconds();
         let trees = (
             &self.runs,
@@ -88,17 +124,72 @@ impl RunTrees {
         );
         let outcome = trees.transaction(|(runs, triggers, dedup, index, claimed_at)| {
             if let Some(first) = dedup.get(claim)? {
-                let first = String::from_utf8_lossy(&first).into_owned();
-                return Ok(Inserted::Duplicate(first));
+                return Ok(Inserted::Duplicate(lossy(&first)));
             }
-            dedup.insert(claim.as_slice(), new.id.as_bytes())?;
-            claimed_at.insert(claim.as_slice(), &now)?;
+            dedup.insert(claim, new.id.as_bytes())?;
+            claimed_at.insert(claim, &now)?;
             triggers.insert(new.id.as_bytes(), new.trigger.as_slice())?;
             run_index::write_new(runs, index, keys, &new.header)?;
             Ok(Inserted::New)
         });
         transaction_result(outcome)
     }
+
+    /// Deletes queued webhook runs whose deduplication claim does not name
+    /// them. Such a run was written but the process stopped before its
+    /// claim and the flush, so its sender never got an acknowledgement and
+    /// delivers the event again. Returns how many were deleted.
+    fn drop_unclaimed_runs(&self) -> Result<usize> {
+        #[derive(serde::Deserialize)]
+        struct TriggerClaim {
+            kind: TriggerKind,
+            #[serde(default)]
+            dedup_key: Option<String>,
+        }
+        let mut dropped = 0;
+        for workflow in run_index::workflows(&self.index)? {
+            let prefix = run_index::prefix(&workflow, RunStatus::Queued);
+            for entry in self.index.scan_prefix(prefix) {
+                let (key, _) = entry?;
+                let run_id = run_index::run_id_of(&key);
+                let (Some(header), Some(trigger)) =
+                    (self.runs.get(run_id)?, self.triggers.get(run_id)?)
+                else {
+                    continue;
+                };
+                let run: Run = decode(run_id, &header)?;
+                let trigger: TriggerClaim = decode(run_id, &trigger)?;
+                let Some(dedup) = trigger.dedup_key else {
+                    continue;
+                };
+                let fast_path = !claim_in_transaction(trigger.kind, run.debounce_key.is_some());
+                if run.status != RunStatus::Queued || !fast_path {
+                    continue;
+                }
+                let claimed = self.dedup.get(dedup_key(&workflow, &dedup))?;
+                if claimed.as_deref() == Some(run.id.as_bytes()) {
+                    continue;
+                }
+                tracing::warn!(run_id = %run.id, workflow = %workflow,
+                    "dropping a run whose event was never acknowledged; its sender delivers it again");
+                self.remove_run_keys(&run.id, &workflow, run.status)?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+/// Whether a run's deduplication claim must be written in one transaction
+/// with the run. Webhook runs that are not debounced claim after the run
+/// instead. Their claims never expire, so a queued one without its claim
+/// can only be a run whose event was never acknowledged.
+fn claim_in_transaction(kind: TriggerKind, debounced: bool) -> bool {
+    kind != TriggerKind::Webhook || debounced
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 impl SledStore {
@@ -136,6 +227,10 @@ impl SledStore {
             claimed_at,
             index,
         };
+        let dropped = trees.drop_unclaimed_runs()?;
+        if dropped > 0 {
+            db.flush()?;
+        }
         let writer = trees.clone();
         let commit = GroupCommit::start(db.clone(), Box::new(move |run| writer.write_new_run(run)));
         Ok(SledStore {
@@ -306,6 +401,10 @@ impl Store for SledStore {
             header: header_bytes(run)?,
             trigger: encode(&run.trigger)?,
             claim: dedup.map(|dedup| dedup_key(&run.workflow, dedup)),
+            claim_in_transaction: claim_in_transaction(
+                run.trigger.kind,
+                run.debounce_key.is_some(),
+            ),
         };
         match self.mode {
             // A duplicate waits for the flush too: the first copy may not be
