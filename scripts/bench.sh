@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo bench --bench webhook_ingest -- 20000 32
+cargo bench --bench webhook_ingest -- 40000 32
+cargo bench --bench webhook_ingest -- 40000 128
 cargo bench --bench step_overhead -- 2000
 cargo bench --bench end_to_end -- 10000 32
+TETHER_BENCH_WORKFLOW_CONCURRENCY=64 cargo bench --bench end_to_end -- 10000 32
 cargo bench --bench foreach_overhead -- 10000
