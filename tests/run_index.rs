@@ -230,6 +230,8 @@ async fn stale_status_keys_list_a_run_once() {
     assert_eq!(unfinished, vec![(running.id.clone(), RunStatus::Running)]);
     assert_eq!(ids(&store, Some("place"), None), vec![done.id, running.id]);
     assert!(ids(&store, None, Some(RunStatus::Queued)).is_empty());
+    let queued = store.count_in_status(RunStatus::Queued).expect("counting");
+    assert_eq!(queued, 0, "the stale keys are gone");
 }
 
 /// Opens the sled files once the closed store's flush thread has let go of

@@ -175,17 +175,45 @@ pub(super) fn remove_header(
     Ok(())
 }
 
+/// Deletes index keys of unfinished statuses that name a status their run
+/// no longer has. A crash between adding a run's new status key and
+/// removing the old one leaves such a key, and the gauges of unfinished
+/// runs would count it forever. Returns how many were deleted.
+pub(super) fn remove_stale(runs: &sled::Tree, index: &sled::Tree) -> Result<usize> {
+    let mut removed = 0;
+    let workflows = workflows(index)?;
+    let unfinished = RunStatus::ALL.into_iter().filter(|s| !s.is_terminal());
+    for (workflow, status) in unfinished.flat_map(|s| workflows.iter().map(move |w| (w, s))) {
+        for entry in index.scan_prefix(prefix(workflow, status)) {
+            let (key, _) = entry?;
+            let run_id = run_id_of(&key);
+            let current = match runs.get(run_id)? {
+                Some(header) => Some(header_keys(run_id, &header)?.status),
+                None => None,
+            };
+            if current != Some(status) {
+                index.remove(&key)?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+fn header_keys(run_id: &[u8], header: &[u8]) -> Result<HeaderKeys> {
+    serde_json::from_slice(header).map_err(|source| StoreError::Corrupt {
+        key: String::from_utf8_lossy(run_id).into_owned(),
+        source,
+    })
+}
+
 /// Adds the index key of every stored run, for a store written before this
 /// index existed. Safe to repeat: it only inserts keys.
 pub(super) fn build(runs: &sled::Tree, index: &sled::Tree) -> Result<usize> {
     let mut count = 0;
     for entry in runs.iter() {
         let (run_id, bytes) = entry?;
-        let header: HeaderKeys =
-            serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&run_id).into_owned(),
-                source,
-            })?;
+        let header = header_keys(&run_id, &bytes)?;
         let run_id = String::from_utf8_lossy(&run_id);
         index.insert(key(&run_id, &header.workflow, header.status), &[])?;
         count += 1;

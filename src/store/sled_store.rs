@@ -228,7 +228,11 @@ impl SledStore {
             index,
         };
         let dropped = trees.drop_unclaimed_runs()?;
-        if dropped > 0 {
+        let stale = run_index::remove_stale(&trees.runs, &trees.index)?;
+        if stale > 0 {
+            tracing::info!(keys = stale, "removed index keys left by a crash");
+        }
+        if dropped + stale > 0 {
             db.flush()?;
         }
         let writer = trees.clone();
