@@ -1,14 +1,14 @@
 //! The `run_status` tree: one key per run, `<workflow>\0<status>\0<run id>`
 //! with no value, so the store lists runs by workflow, by status or by both
 //! without reading every run header. Run ids are time-ordered, so within
-//! one workflow and status the keys sort oldest to newest; a listing by
+//! one workflow and status the keys sort oldest to newest. A listing by
 //! workflow alone merges that workflow's status ranges, and one by status
 //! alone merges that status's range of every workflow.
 //!
-//! A run stored with a deduplication key gets its key in the transaction
-//! that claims the deduplication key. Other writes put it next to the
-//! header, so after a crash a run can keep a stale status key. Readers
-//! therefore check the header.
+//! A status change writes the new key before the header and removes the
+//! old key after it, without a transaction. After a crash a run can keep a
+//! stale key, so readers check the header, and the store removes stale keys
+//! of unfinished statuses when it opens.
 
 use serde::Deserialize;
 use sled::IVec;
