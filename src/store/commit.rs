@@ -9,14 +9,16 @@
 //! than many tokio workers inserting into the same sled trees at once, and
 //! the caller's only wait is the one it has anyway: the flush.
 //!
-//! A blocking `Db::flush` on a dedicated thread is used because sled 0.34's
-//! `flush_async` can deadlock when called concurrently.
+//! A blocking flush on a dedicated thread is used because sled 0.34's
+//! `flush_async` can deadlock when called concurrently. The flush is
+//! [`Durable::flush`], which adds the `fdatasync` sled leaves out.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread;
 
 use tokio::sync::oneshot;
 
+use super::durable::Durable;
 use super::{Inserted, Result, StoreError};
 use crate::engine::run::RunStatus;
 
@@ -48,11 +50,11 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub(crate) fn start(db: sled::Db, writer: RunWriter) -> Self {
+    pub(crate) fn start(durable: Arc<Durable>, writer: RunWriter) -> Self {
         let (requests, receiver) = mpsc::channel::<Request>();
         thread::Builder::new()
             .name("tether-flush".into())
-            .spawn(move || commit_loop(&db, &writer, &receiver))
+            .spawn(move || commit_loop(&durable, &writer, &receiver))
             .expect("spawning the flush thread must succeed at start-up");
         GroupCommit { requests }
     }
@@ -84,7 +86,7 @@ fn flush_error(message: String) -> StoreError {
     StoreError::Sled(sled::Error::Unsupported(message))
 }
 
-fn commit_loop(db: &sled::Db, writer: &RunWriter, receiver: &mpsc::Receiver<Request>) {
+fn commit_loop(durable: &Durable, writer: &RunWriter, receiver: &mpsc::Receiver<Request>) {
     let mut syncs = Vec::new();
     let mut inserts = Vec::new();
     while let Ok(first) = receiver.recv() {
@@ -102,7 +104,7 @@ fn commit_loop(db: &sled::Db, writer: &RunWriter, receiver: &mpsc::Receiver<Requ
             }
         }
 
-        let outcome = db.flush().map(|_| ()).map_err(|error| {
+        let outcome = durable.flush().map_err(|error| {
             tracing::error!(%error, "flushing the store failed");
             error.to_string()
         });

@@ -7,6 +7,7 @@
 //! result before the next step calls a remote side).
 
 mod commit;
+mod durable;
 mod run_index;
 mod sled_store;
 

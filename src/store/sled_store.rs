@@ -18,10 +18,12 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionResult};
 
 use super::commit::{GroupCommit, NewRun};
+use super::durable::Durable;
 use super::run_index;
 use super::{Inserted, KvWrite, Result, RunQuery, Store, StoreError, id_bound};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 use crate::engine::run::{Run, RunStatus, StepRecord, TriggerEvent, TriggerKind, path_sort_key};
 
@@ -36,7 +38,7 @@ pub enum CommitMode {
 }
 
 pub struct SledStore {
-    db: sled::Db,
+    durable: Arc<Durable>,
     mode: CommitMode,
     trees: RunTrees,
     steps: sled::Tree,
@@ -236,9 +238,13 @@ impl SledStore {
             db.flush()?;
         }
         let writer = trees.clone();
-        let commit = GroupCommit::start(db.clone(), Box::new(move |run| writer.write_new_run(run)));
+        let durable = Arc::new(Durable::new(db.clone(), dir)?);
+        let commit = GroupCommit::start(
+            Arc::clone(&durable),
+            Box::new(move |run| writer.write_new_run(run)),
+        );
         Ok(SledStore {
-            db,
+            durable,
             mode,
             trees,
             steps,
@@ -300,7 +306,7 @@ impl SledStore {
 
     /// Flushes without going through the group-commit thread, for shutdown.
     pub fn flush_now(&self) -> Result<()> {
-        self.db.flush()?;
+        self.durable.flush()?;
         Ok(())
     }
 }
@@ -490,8 +496,8 @@ impl Store for SledStore {
         match self.mode {
             CommitMode::Group => self.commit.sync().await,
             CommitMode::PerSync => {
-                let db = self.db.clone();
-                tokio::task::spawn_blocking(move || db.flush())
+                let durable = Arc::clone(&self.durable);
+                tokio::task::spawn_blocking(move || durable.flush())
                     .await
                     .map_err(|_| StoreError::FlusherGone)??;
                 Ok(())
