@@ -14,7 +14,7 @@ fn ids(store: &SledStore, workflow: Option<&str>, status: Option<RunStatus>) -> 
     let query = RunQuery {
         workflow: workflow.map(str::to_string),
         status,
-        limit: 100,
+        limit: 1000,
         ..RunQuery::default()
     };
     let runs = store.list_runs(&query).expect("listing runs");
@@ -247,4 +247,113 @@ fn open_when_released(path: &std::path::Path) -> sled::Db {
             Err(error) => panic!("opening sled: {error}"),
         }
     }
+}
+
+/// Writes a stale `queued` key for each run, as a crash between adding a
+/// run's new status key and removing its old one leaves it.
+fn write_stale_queued_keys(path: &std::path::Path, runs: &[&Run]) {
+    let db = open_when_released(path);
+    let index = db.open_tree("run_status").expect("index tree");
+    for run in runs {
+        let key = [b"place\0queued\0".as_slice(), run.id.as_bytes()].concat();
+        index
+            .insert(key, b"".as_slice())
+            .expect("writing a stale key");
+    }
+    db.flush().expect("flushing");
+}
+
+#[tokio::test]
+async fn stale_status_keys_not_counted() {
+    let dir = TempDir::new().expect("temporary directory");
+    let mut running = run_of("place");
+    let mut done = run_of("place");
+    {
+        let store = SledStore::open(dir.path()).expect("opening the store");
+        for run in [&running, &done] {
+            store.insert_run(run, None).await.expect("inserting");
+        }
+        running.status = RunStatus::Running;
+        done.status = RunStatus::Succeeded;
+        store.save_run(&running).expect("saving");
+        store.save_run(&done).expect("saving");
+        store.sync().await.expect("flushing");
+    }
+    write_stale_queued_keys(dir.path(), &[&running, &done]);
+
+    let store = SledStore::open(dir.path()).expect("opening the store");
+    let hour_ago = Utc::now() - Duration::hours(1);
+
+    let queued = store.count_in_status(RunStatus::Queued);
+    let in_running = store.count_in_status(RunStatus::Running);
+    let queued_recently = store.count_runs("place", RunStatus::Queued, hour_ago);
+    let succeeded_recently = store.count_runs("place", RunStatus::Succeeded, hour_ago);
+
+    assert_eq!(queued.expect("counting"), 0);
+    assert_eq!(in_running.expect("counting"), 1);
+    assert_eq!(queued_recently.expect("counting"), 0);
+    assert_eq!(succeeded_recently.expect("counting"), 1);
+}
+
+#[tokio::test]
+async fn retention_removes_stale_status_keys() {
+    let dir = TempDir::new().expect("temporary directory");
+    let mut done = run_of("place");
+    {
+        let store = SledStore::open(dir.path()).expect("opening the store");
+        store.insert_run(&done, None).await.expect("inserting");
+        done.status = RunStatus::Succeeded;
+        store.save_run(&done).expect("saving");
+        store.sync().await.expect("flushing");
+    }
+    write_stale_queued_keys(dir.path(), &[&done]);
+    {
+        let store = SledStore::open(dir.path()).expect("opening the store");
+        let deleted = store
+            .delete_finished_before(Utc::now() + Duration::hours(1), 100)
+            .expect("deleting old runs");
+        assert_eq!(deleted, 1);
+        store.sync().await.expect("flushing");
+    }
+
+    let db = open_when_released(dir.path());
+    let index = db.open_tree("run_status").expect("index tree");
+    let left: Vec<String> = index
+        .iter()
+        .keys()
+        .map(|key| String::from_utf8_lossy(&key.expect("reading a key")).into_owned())
+        .collect();
+    assert!(left.is_empty(), "index keys left after retention: {left:?}");
+}
+
+#[tokio::test]
+async fn orphan_queued_key_removed_on_open() {
+    let dir = TempDir::new().expect("temporary directory");
+    let orphan = run_of("place");
+    {
+        // A crash between writing a new run's index key and its header
+        // leaves the key without a run.
+        let db = sled::open(dir.path()).expect("opening sled");
+        let key = [b"place\0queued\0".as_slice(), orphan.id.as_bytes()].concat();
+        let trigger = serde_json::to_vec(&orphan.trigger).expect("encoding the trigger");
+        let tree = |name: &str| db.open_tree(name).expect("opening a tree");
+        tree("triggers")
+            .insert(orphan.id.as_bytes(), trigger)
+            .expect("trigger");
+        tree("run_status")
+            .insert(key, b"".as_slice())
+            .expect("index key");
+        db.flush().expect("flushing");
+    }
+    {
+        let store = SledStore::open(dir.path()).expect("opening the store");
+        let queued = store.count_in_status(RunStatus::Queued);
+        assert_eq!(queued.expect("counting"), 0);
+    }
+
+    let db = open_when_released(dir.path());
+    let index = db.open_tree("run_status").expect("index tree");
+    let triggers = db.open_tree("triggers").expect("trigger tree");
+    assert_eq!(index.len(), 0, "the orphan index key is left");
+    assert_eq!(triggers.len(), 0, "the orphan trigger event is left");
 }

@@ -78,7 +78,8 @@ pub(super) fn workflows(index: &sled::Tree) -> Result<Vec<String>> {
 
 /// The index keys under each of `prefixes` whose run ids lie in
 /// `lower..upper`, merged newest first. A run listed under two prefixes
-/// (a stale key after a crash) comes once per key.
+/// (a stale key after a crash, or a status change during the listing)
+/// comes once per key, and its keys come one after the other.
 pub(super) struct NewestFirst {
     ranges: Vec<std::iter::Rev<sled::Iter>>,
     /// The next key of each range, read ahead.
@@ -163,15 +164,35 @@ pub(super) fn write_header_direct(
     Ok(())
 }
 
-/// Removes `run`'s header and index key, inside a transaction over the
-/// `runs` and `run_status` trees.
+/// Returns whether the index key `key` names its run's current status. A key whose
+/// run has no header, or whose header has another status, was left by a
+/// crash.
+pub(super) fn is_current(runs: &sled::Tree, key: &[u8]) -> Result<bool> {
+    let run_id = run_id_of(key);
+    let Some(bytes) = runs.get(run_id)? else {
+        return Ok(false);
+    };
+    let header: HeaderKeys =
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+            key: String::from_utf8_lossy(run_id).into_owned(),
+            source,
+        })?;
+    let run_id = String::from_utf8_lossy(run_id);
+    Ok(self::key(&run_id, &header.workflow, header.status) == key)
+}
+
+/// Removes `run`'s header and its index key under every status, so a stale
+/// key left by a crash goes with it, inside a transaction over the `runs`
+/// and `run_status` trees.
 pub(super) fn remove_header(
     runs: &TransactionalTree,
     index: &TransactionalTree,
     run: &Run,
 ) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
     runs.remove(run.id.as_bytes())?;
-    index.remove(key(&run.id, &run.workflow, run.status))?;
+    for status in RunStatus::ALL {
+        index.remove(key(&run.id, &run.workflow, status))?;
+    }
     Ok(())
 }
 

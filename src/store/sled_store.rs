@@ -14,8 +14,8 @@ use std::ops::Bound;
 use std::path::Path;
 
 use async_trait::async_trait;
-use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionResult};
+use sled::{IVec, Transactional};
 
 use super::commit::{GroupCommit, NewRun};
 use super::durable::Durable;
@@ -140,7 +140,10 @@ impl RunTrees {
     /// Deletes queued webhook runs whose deduplication claim does not name
     /// them. Such a run was written but the process stopped before its
     /// claim and the flush, so its sender never got an acknowledgement and
-    /// delivers the event again. Returns how many were deleted.
+    /// delivers the event again. Also deletes `queued` index keys whose run
+    /// has no header, with their trigger events, left when the process
+    /// stopped partway through writing a new run. Returns how many runs and
+    /// such keys were deleted.
     fn drop_unclaimed_runs(&self) -> Result<usize> {
         #[derive(serde::Deserialize)]
         struct TriggerClaim {
@@ -154,9 +157,15 @@ impl RunTrees {
             for entry in self.index.scan_prefix(prefix) {
                 let (key, _) = entry?;
                 let run_id = run_index::run_id_of(&key);
-                let (Some(header), Some(trigger)) =
-                    (self.runs.get(run_id)?, self.triggers.get(run_id)?)
-                else {
+                let Some(header) = self.runs.get(run_id)? else {
+                    // The process stopped between writing a new run's index
+                    // key and its header, so the run was never acknowledged.
+                    self.index.remove(&key)?;
+                    self.triggers.remove(run_id)?;
+                    dropped += 1;
+                    continue;
+                };
+                let Some(trigger) = self.triggers.get(run_id)? else {
                     continue;
                 };
                 let run: Run = decode(run_id, &header)?;
@@ -257,23 +266,19 @@ impl SledStore {
     }
 
     /// Appends the run stored under `key` to `found` when it matches
-    /// `query`. Workflow and status are checked here because the scan
-    /// without an index relies on it.
+    /// `query`. Workflow and status are checked here against the header,
+    /// because an index key can name a status the run no longer has: one
+    /// left by a crash during a status change, or one read just before a
+    /// change.
     fn collect(
         &self,
         key: &[u8],
         bytes: &[u8],
         query: &RunQuery,
         needle: Option<&str>,
-        index_key: Option<&[u8]>,
         found: &mut Vec<Run>,
     ) -> Result<()> {
         let run: Run = decode(key, bytes)?;
-        // A stale key, left by a crash during a status change, names a
-        // status the run no longer has.
-        if index_key.is_some_and(|k| k != run_index::key(&run.id, &run.workflow, run.status)) {
-            return Ok(());
-        }
         let workflow_matches = query.workflow.as_deref().is_none_or(|w| w == run.workflow);
         let status_matches = query.status.is_none_or(|s| s == run.status);
         if !(workflow_matches && status_matches) {
@@ -545,26 +550,28 @@ impl Store for SledStore {
                     break;
                 }
                 let (key, bytes) = entry?;
-                self.collect(&key, &bytes, query, needle.as_deref(), None, &mut found)?;
+                self.collect(&key, &bytes, query, needle.as_deref(), &mut found)?;
             }
             return Ok(found);
         }
+        // A run listed under two status keys comes once per key, one key
+        // right after the other. The run is judged by its header at the
+        // first key, so it is listed once.
+        // NOTE: sled iterators are no snapshot, so a listing by workflow
+        // alone can still leave out a run whose status changes meanwhile.
+        let mut previous: Option<IVec> = None;
         for key in run_index::NewestFirst::new(&self.trees.index, &prefixes, &lower, &upper)? {
             if found.len() >= query.limit {
                 break;
             }
             let key = key?;
             let run_id = run_index::run_id_of(&key);
+            if previous.as_deref().is_some_and(|id| id == run_id) {
+                continue;
+            }
+            previous = Some(IVec::from(run_id));
             if let Some(bytes) = self.trees.runs.get(run_id)? {
-                let indexed = Some(key.as_ref());
-                self.collect(
-                    run_id,
-                    &bytes,
-                    query,
-                    needle.as_deref(),
-                    indexed,
-                    &mut found,
-                )?;
+                self.collect(run_id, &bytes, query, needle.as_deref(), &mut found)?;
             }
         }
         Ok(found)
@@ -576,8 +583,10 @@ impl Store for SledStore {
         let upper = [prefix.as_slice(), &[0xff]].concat();
         let mut count = 0;
         for entry in self.trees.index.range(lower..upper) {
-            entry?;
-            count += 1;
+            let (key, _) = entry?;
+            if run_index::is_current(&self.trees.runs, &key)? {
+                count += 1;
+            }
         }
         Ok(count)
     }
@@ -590,8 +599,10 @@ impl Store for SledStore {
                 .index
                 .scan_prefix(run_index::prefix(&workflow, status))
             {
-                entry?;
-                count += 1;
+                let (key, _) = entry?;
+                if run_index::is_current(&self.trees.runs, &key)? {
+                    count += 1;
+                }
             }
         }
         Ok(count)
