@@ -324,6 +324,8 @@ async fn retention_removes_stale_status_keys() {
         .map(|key| String::from_utf8_lossy(&key.expect("reading a key")).into_owned())
         .collect();
     assert!(left.is_empty(), "index keys left after retention: {left:?}");
+    let by_workflow = db.open_tree("run_workflow").expect("workflow tree");
+    assert_eq!(by_workflow.len(), 0, "workflow keys left after retention");
 }
 
 #[tokio::test]
@@ -343,6 +345,10 @@ async fn orphan_queued_key_removed_on_open() {
         tree("run_status")
             .insert(key, b"".as_slice())
             .expect("index key");
+        let workflow_key = [b"place\0".as_slice(), orphan.id.as_bytes()].concat();
+        tree("run_workflow")
+            .insert(workflow_key, b"".as_slice())
+            .expect("workflow key");
         db.flush().expect("flushing");
     }
     {
@@ -356,4 +362,36 @@ async fn orphan_queued_key_removed_on_open() {
     let triggers = db.open_tree("triggers").expect("trigger tree");
     assert_eq!(index.len(), 0, "the orphan index key is left");
     assert_eq!(triggers.len(), 0, "the orphan trigger event is left");
+    let by_workflow = db.open_tree("run_workflow").expect("workflow tree");
+    assert_eq!(by_workflow.len(), 0, "the orphan workflow key is left");
+}
+
+#[tokio::test]
+async fn workflow_listing_sees_runs_changing_status() {
+    let dir = TempDir::new().expect("temporary directory");
+    let store = std::sync::Arc::new(SledStore::open(dir.path()).expect("opening the store"));
+    let mut runs = Vec::new();
+    for _ in 0..200 {
+        let run = run_of("place");
+        store.insert_run(&run, None).await.expect("inserting");
+        runs.push(run);
+    }
+
+    let writer = std::sync::Arc::clone(&store);
+    let changing = std::thread::spawn(move || {
+        for status in [RunStatus::Running, RunStatus::Succeeded] {
+            for run in &mut runs {
+                run.status = status;
+                writer.save_run(run).expect("saving");
+            }
+        }
+    });
+    let mut shortest = usize::MAX;
+    while !changing.is_finished() {
+        shortest = shortest.min(ids(&store, Some("place"), None).len());
+    }
+    changing.join().expect("the status changes finished");
+
+    assert_eq!(shortest, 200, "a listing by workflow left out runs");
+    assert_eq!(ids(&store, Some("place"), None).len(), 200);
 }

@@ -1,9 +1,13 @@
 //! The `run_status` tree: one key per run, `<workflow>\0<status>\0<run id>`
-//! with no value, so the store lists runs by workflow, by status or by both
-//! without reading every run header. Run ids are time-ordered, so within
-//! one workflow and status the keys sort oldest to newest. A listing by
-//! workflow alone merges that workflow's status ranges, and one by status
-//! alone merges that status's range of every workflow.
+//! with no value, so the store lists runs by status, or by workflow and
+//! status, without reading every run header. Run ids are time-ordered, so
+//! within one workflow and status the keys sort oldest to newest. A listing
+//! by status alone merges that status's range of every workflow.
+//!
+//! The `run_workflow` tree keeps `<workflow>\0<run id>` for every run. It
+//! never changes with the status, so a listing by workflow alone reads it:
+//! merging status ranges could miss a run whose status changes during the
+//! listing, because sled iterators are not snapshots.
 //!
 //! A status change writes the new key before the header and removes the
 //! old key after it, without a transaction. After a crash a run can keep a
@@ -18,7 +22,7 @@ use super::{Result, StoreError};
 use crate::engine::run::{Run, RunStatus};
 
 /// State key recording that the index covers every stored run.
-pub(super) const BUILT_MARKER: &str = "run-index/v2";
+pub(super) const BUILT_MARKER: &str = "run-index/v3";
 
 /// The tree of an earlier layout with three keys per run, dropped once the
 /// current index is built.
@@ -46,6 +50,17 @@ pub(super) fn prefix(workflow: &str, status: RunStatus) -> Vec<u8> {
 /// Returns the index key of a run.
 pub(super) fn key(run_id: &str, workflow: &str, status: RunStatus) -> Vec<u8> {
     let mut key = prefix(workflow, status);
+    key.extend_from_slice(run_id.as_bytes());
+    key
+}
+
+/// Returns the key of a run in the `run_workflow` tree,
+/// `<workflow>\0<run id>`; with an empty `run_id`, the prefix of the
+/// workflow's keys.
+pub(super) fn workflow_key(run_id: &str, workflow: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(workflow.len() + 1 + run_id.len());
+    key.extend_from_slice(workflow.as_bytes());
+    key.push(SEPARATOR);
     key.extend_from_slice(run_id.as_bytes());
     key
 }
@@ -164,19 +179,15 @@ pub(super) fn write_header_direct(
     Ok(())
 }
 
-/// Returns whether the index key `key` names its run's current status. A key whose
-/// run has no header, or whose header has another status, was left by a
-/// crash.
+/// Returns whether the index key `key` names its run's current status. A
+/// key whose run has no header, or whose header has another status, was
+/// left by a crash.
 pub(super) fn is_current(runs: &sled::Tree, key: &[u8]) -> Result<bool> {
     let run_id = run_id_of(key);
     let Some(bytes) = runs.get(run_id)? else {
         return Ok(false);
     };
-    let header: HeaderKeys =
-        serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
-            key: String::from_utf8_lossy(run_id).into_owned(),
-            source,
-        })?;
+    let header = header_keys(run_id, &bytes)?;
     let run_id = String::from_utf8_lossy(run_id);
     Ok(self::key(&run_id, &header.workflow, header.status) == key)
 }
@@ -207,12 +218,7 @@ pub(super) fn remove_stale(runs: &sled::Tree, index: &sled::Tree) -> Result<usiz
     for (workflow, status) in unfinished.flat_map(|s| workflows.iter().map(move |w| (w, s))) {
         for entry in index.scan_prefix(prefix(workflow, status)) {
             let (key, _) = entry?;
-            let run_id = run_id_of(&key);
-            let current = match runs.get(run_id)? {
-                Some(header) => Some(header_keys(run_id, &header)?.status),
-                None => None,
-            };
-            if current != Some(status) {
+            if !is_current(runs, &key)? {
                 index.remove(&key)?;
                 removed += 1;
             }
@@ -228,15 +234,21 @@ fn header_keys(run_id: &[u8], header: &[u8]) -> Result<HeaderKeys> {
     })
 }
 
-/// Adds the index key of every stored run, for a store written before this
-/// index existed. Safe to repeat: it only inserts keys.
-pub(super) fn build(runs: &sled::Tree, index: &sled::Tree) -> Result<usize> {
+/// Adds the index keys of every stored run, in `run_status` and
+/// `run_workflow`, for a store written before these trees existed. Safe to
+/// repeat: it only inserts keys.
+pub(super) fn build(
+    runs: &sled::Tree,
+    index: &sled::Tree,
+    by_workflow: &sled::Tree,
+) -> Result<usize> {
     let mut count = 0;
     for entry in runs.iter() {
         let (run_id, bytes) = entry?;
         let header = header_keys(&run_id, &bytes)?;
         let run_id = String::from_utf8_lossy(&run_id);
         index.insert(key(&run_id, &header.workflow, header.status), &[])?;
+        by_workflow.insert(workflow_key(&run_id, &header.workflow), &[])?;
         count += 1;
     }
     Ok(count)

@@ -7,8 +7,9 @@
 //! `claimed_at` when each deduplication key was claimed; `state` holds
 //! small named values of the engine; `kv` holds the `kv` connector's values
 //! and `kv_applied` the result of each write by its idempotency key;
-//! `run_status` contains the keys described in [`super::run_index`]. Run ids
-//! are time-ordered, so the `runs` tree iterates oldest to newest.
+//! `run_status` and `run_workflow` contain the keys described in
+//! [`super::run_index`]. Run ids are time-ordered, so the `runs` tree
+//! iterates oldest to newest.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -60,6 +61,8 @@ struct RunTrees {
     /// When each deduplication key was claimed: 8 bytes, Unix seconds.
     claimed_at: sled::Tree,
     index: sled::Tree,
+    /// `<workflow>\0<run id>` for every run, a key that never changes.
+    by_workflow: sled::Tree,
 }
 
 impl RunTrees {
@@ -102,6 +105,8 @@ impl RunTrees {
             .insert(new.id.as_bytes(), new.trigger.as_slice())?;
         self.index
             .insert(run_index::key(&new.id, &new.workflow, new.status), &[])?;
+        self.by_workflow
+            .insert(run_index::workflow_key(&new.id, &new.workflow), &[])?;
         self.runs.insert(new.id.as_bytes(), new.header.as_slice())?;
         Ok(())
     }
@@ -110,6 +115,8 @@ impl RunTrees {
         self.runs.remove(run_id.as_bytes())?;
         self.index
             .remove(run_index::key(run_id, workflow, status))?;
+        self.by_workflow
+            .remove(run_index::workflow_key(run_id, workflow))?;
         self.triggers.remove(run_id.as_bytes())?;
         Ok(())
     }
@@ -123,17 +130,20 @@ impl RunTrees {
             &self.dedup,
             &self.index,
             &self.claimed_at,
+            &self.by_workflow,
         );
-        let outcome = trees.transaction(|(runs, triggers, dedup, index, claimed_at)| {
-            if let Some(first) = dedup.get(claim)? {
-                return Ok(Inserted::Duplicate(lossy(&first)));
-            }
-            dedup.insert(claim, new.id.as_bytes())?;
-            claimed_at.insert(claim, &now)?;
-            triggers.insert(new.id.as_bytes(), new.trigger.as_slice())?;
-            run_index::write_new(runs, index, keys, &new.header)?;
-            Ok(Inserted::New)
-        });
+        let outcome =
+            trees.transaction(|(runs, triggers, dedup, index, claimed_at, by_workflow)| {
+                if let Some(first) = dedup.get(claim)? {
+                    return Ok(Inserted::Duplicate(lossy(&first)));
+                }
+                dedup.insert(claim, new.id.as_bytes())?;
+                claimed_at.insert(claim, &now)?;
+                triggers.insert(new.id.as_bytes(), new.trigger.as_slice())?;
+                by_workflow.insert(run_index::workflow_key(keys.0, keys.1), &[])?;
+                run_index::write_new(runs, index, keys, &new.header)?;
+                Ok(Inserted::New)
+            });
         transaction_result(outcome)
     }
 
@@ -161,6 +171,9 @@ impl RunTrees {
                     // The process stopped between writing a new run's index
                     // key and its header, so the run was never acknowledged.
                     self.index.remove(&key)?;
+                    let run_id_text = String::from_utf8_lossy(run_id);
+                    self.by_workflow
+                        .remove(run_index::workflow_key(&run_id_text, &workflow))?;
                     self.triggers.remove(run_id)?;
                     dropped += 1;
                     continue;
@@ -221,8 +234,9 @@ impl SledStore {
         let kv = db.open_tree("kv")?;
         let kv_applied = db.open_tree("kv_applied")?;
         let index = db.open_tree("run_status")?;
+        let by_workflow = db.open_tree("run_workflow")?;
         if state.get(run_index::BUILT_MARKER)?.is_none() {
-            let count = run_index::build(&runs, &index)?;
+            let count = run_index::build(&runs, &index, &by_workflow)?;
             state.insert(run_index::BUILT_MARKER, &[])?;
             db.flush()?;
             db.drop_tree(run_index::FORMER_TREE)?;
@@ -237,6 +251,7 @@ impl SledStore {
             dedup,
             claimed_at,
             index,
+            by_workflow,
         };
         let dropped = trees.drop_unclaimed_runs()?;
         let stale = run_index::remove_stale(&trees.runs, &trees.index)?;
@@ -533,10 +548,25 @@ impl Store for SledStore {
         let needle = query.text.as_deref().map(str::to_ascii_lowercase);
         let prefixes = match (&query.workflow, query.status) {
             (Some(workflow), Some(status)) => vec![run_index::prefix(workflow, status)],
-            (Some(workflow), None) => RunStatus::ALL
-                .iter()
-                .map(|status| run_index::prefix(workflow, *status))
-                .collect(),
+            (Some(workflow), None) => {
+                // The workflow key never changes, so a status change during
+                // the listing cannot hide a run.
+                let prefix = run_index::workflow_key("", workflow);
+                let range =
+                    [prefix.as_slice(), &lower].concat()..[prefix.as_slice(), &upper].concat();
+                let mut found = Vec::new();
+                for entry in self.trees.by_workflow.range(range).rev() {
+                    if found.len() >= query.limit {
+                        break;
+                    }
+                    let (key, _) = entry?;
+                    let run_id = run_index::run_id_of(&key);
+                    if let Some(bytes) = self.trees.runs.get(run_id)? {
+                        self.collect(run_id, &bytes, query, needle.as_deref(), &mut found)?;
+                    }
+                }
+                return Ok(found);
+            }
             (None, Some(status)) => run_index::workflows(&self.trees.index)?
                 .iter()
                 .map(|workflow| run_index::prefix(workflow, status))
@@ -557,8 +587,6 @@ impl Store for SledStore {
         // A run listed under two status keys comes once per key, one key
         // right after the other. The run is judged by its header at the
         // first key, so it is listed once.
-        // NOTE: sled iterators are no snapshot, so a listing by workflow
-        // alone can still leave out a run whose status changes meanwhile.
         let mut previous: Option<IVec> = None;
         for key in run_index::NewestFirst::new(&self.trees.index, &prefixes, &lower, &upper)? {
             if found.len() >= query.limit {
@@ -625,8 +653,12 @@ impl Store for SledStore {
             // header still lists the run and the next pass deletes it again.
             self.remove_steps(&run.id, "")?;
             self.trees.triggers.remove(run.id.as_bytes())?;
-            let outcome = (&self.trees.runs, &self.trees.index)
-                .transaction(|(runs, index)| run_index::remove_header(runs, index, run));
+            let trees = (&self.trees.runs, &self.trees.index, &self.trees.by_workflow);
+            let outcome = trees.transaction(|(runs, index, by_workflow)| {
+                run_index::remove_header(runs, index, run)?;
+                by_workflow.remove(run_index::workflow_key(&run.id, &run.workflow))?;
+                Ok(())
+            });
             transaction_result(outcome)?;
         }
         Ok(expired.len())
