@@ -32,7 +32,7 @@ pub async fn serve(files: &[&str], extra: &[(&str, &str)], env: Env, mode: Commi
 
 /// Like [`serve`]; with `execute` false the engine stores runs but never
 /// starts them, which measures ingest alone. With `discard` the store
-/// answers every new run as stored and writes nothing: the same server
+/// reports every new run as stored and writes nothing: the same server
 /// without storage.
 pub async fn serve_with(
     files: &[&str],

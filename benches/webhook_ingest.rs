@@ -1,7 +1,7 @@
 //! Acknowledged webhooks per second for the bundled `hello` workflow, with
 //! group commit, with one flush per event, and for the same server with a
 //! store that drops every new run ("no storage"). A bare axum handler that
-//! answers 202 gives the framework's own ceiling. With storage, every 202 is
+//! responds 202 gives the framework's own ceiling. With storage, every 202 is
 //! sent after the event was flushed to disk; each mode is measured with the
 //! engine only storing runs ("ingest only") and with it also executing them
 //! on the same cores ("runs executing").

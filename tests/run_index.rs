@@ -191,33 +191,10 @@ async fn status_listing_merges_workflows_newest_first() {
 
 #[tokio::test]
 async fn stale_status_keys_list_a_run_once() {
-    let dir = TempDir::new().expect("temporary directory");
-    let mut running = run_of("place");
-    let mut done = run_of("place");
-    {
-        let store = SledStore::open(dir.path()).expect("opening the store");
-        for run in [&running, &done] {
-            store.insert_run(run, None).await.expect("inserting");
-        }
-        running.status = RunStatus::Running;
-        done.status = RunStatus::Succeeded;
-        store.save_run(&running).expect("saving");
-        store.save_run(&done).expect("saving");
-        store.sync().await.expect("flushing");
-    }
+    let (dir, running, done) = running_and_done().await;
     // A crash between adding the new status key and removing the old one
     // leaves the `queued` keys behind.
-    {
-        let db = open_when_released(dir.path());
-        let index = db.open_tree("run_status").expect("index tree");
-        for run in [&running, &done] {
-            let key = [b"place\0queued\0".as_slice(), run.id.as_bytes()].concat();
-            index
-                .insert(key, b"".as_slice())
-                .expect("writing a stale key");
-        }
-        db.flush().expect("flushing");
-    }
+    write_stale_queued_keys(dir.path(), &[&running, &done]);
 
     let store = SledStore::open(dir.path()).expect("opening the store");
     let unfinished: Vec<(String, RunStatus)> = store
@@ -251,20 +228,9 @@ fn open_when_released(path: &std::path::Path) -> sled::Db {
 
 /// Writes a stale `queued` key for each run, as a crash between adding a
 /// run's new status key and removing its old one leaves it.
-fn write_stale_queued_keys(path: &std::path::Path, runs: &[&Run]) {
-    let db = open_when_released(path);
-    let index = db.open_tree("run_status").expect("index tree");
-    for run in runs {
-        let key = [b"place\0queued\0".as_slice(), run.id.as_bytes()].concat();
-        index
-            .insert(key, b"".as_slice())
-            .expect("writing a stale key");
-    }
-    db.flush().expect("flushing");
-}
-
-#[tokio::test]
-async fn stale_status_keys_not_counted() {
+/// Stores one run of `place` that is running and one that succeeded, and
+/// closes the store.
+async fn running_and_done() -> (TempDir, Run, Run) {
     let dir = TempDir::new().expect("temporary directory");
     let mut running = run_of("place");
     let mut done = run_of("place");
@@ -279,6 +245,24 @@ async fn stale_status_keys_not_counted() {
         store.save_run(&done).expect("saving");
         store.sync().await.expect("flushing");
     }
+    (dir, running, done)
+}
+
+fn write_stale_queued_keys(path: &std::path::Path, runs: &[&Run]) {
+    let db = open_when_released(path);
+    let index = db.open_tree("run_status").expect("index tree");
+    for run in runs {
+        let key = [b"place\0queued\0".as_slice(), run.id.as_bytes()].concat();
+        index
+            .insert(key, b"".as_slice())
+            .expect("writing a stale key");
+    }
+    db.flush().expect("flushing");
+}
+
+#[tokio::test]
+async fn stale_status_keys_not_counted() {
+    let (dir, running, done) = running_and_done().await;
     write_stale_queued_keys(dir.path(), &[&running, &done]);
 
     let store = SledStore::open(dir.path()).expect("opening the store");

@@ -1,8 +1,8 @@
 //! Group commit: one thread owns the flushing of the sled database. Callers
-//! queue a request and wait; the thread takes every request queued so far,
-//! flushes once, and replies to all of them, so concurrent writers share one
-//! fsync and each gets its reply only after a flush that started after its
-//! writes.
+//! queue a request and wait. The thread takes every request queued so far,
+//! flushes once and replies to all of them, so concurrent writers share one
+//! fsync. Each reply comes only after a flush that started after the
+//! caller's writes.
 //!
 //! New runs are written by the same thread, just before the flush that
 //! covers them. Writing them one after another on one thread costs far less

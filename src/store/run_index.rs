@@ -54,15 +54,29 @@ pub(super) fn key(run_id: &str, workflow: &str, status: RunStatus) -> Vec<u8> {
     key
 }
 
-/// Returns the key of a run in the `run_workflow` tree,
-/// `<workflow>\0<run id>`; with an empty `run_id`, the prefix of the
-/// workflow's keys.
-pub(super) fn workflow_key(run_id: &str, workflow: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(workflow.len() + 1 + run_id.len());
+/// Returns the key prefix of `workflow`'s runs in the `run_workflow` tree.
+pub(super) fn workflow_prefix(workflow: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(workflow.len() + 40);
     key.extend_from_slice(workflow.as_bytes());
     key.push(SEPARATOR);
+    key
+}
+
+/// Returns the key of a run in the `run_workflow` tree,
+/// `<workflow>\0<run id>`.
+pub(super) fn workflow_key(run_id: &str, workflow: &str) -> Vec<u8> {
+    let mut key = workflow_prefix(workflow);
     key.extend_from_slice(run_id.as_bytes());
     key
+}
+
+/// Returns the key prefixes of every workflow's unfinished statuses.
+pub(super) fn unfinished_prefixes(index: &sled::Tree) -> Result<Vec<Vec<u8>>> {
+    let workflows = workflows(index)?;
+    let unfinished = RunStatus::ALL.into_iter().filter(|s| !s.is_terminal());
+    Ok(unfinished
+        .flat_map(|status| workflows.iter().map(move |w| prefix(w, status)))
+        .collect())
 }
 
 /// Returns the run id at the end of an index key.
@@ -140,15 +154,16 @@ impl Iterator for NewestFirst {
     }
 }
 
-/// Writes the header and index key of a run stored for the first time,
-/// inside a transaction over the `runs` and `run_status` trees.
+/// Writes the header and index keys of a run stored for the first time,
+/// inside a transaction over the `runs`, `run_status` and `run_workflow`
+/// trees.
 pub(super) fn write_new(
-    runs: &TransactionalTree,
-    index: &TransactionalTree,
+    (runs, index, by_workflow): (&TransactionalTree, &TransactionalTree, &TransactionalTree),
     (run_id, workflow, status): (&str, &str, RunStatus),
     header: &[u8],
 ) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
     index.insert(key(run_id, workflow, status), &[])?;
+    by_workflow.insert(workflow_key(run_id, workflow), &[])?;
     runs.insert(run_id.as_bytes(), header)?;
     Ok(())
 }
@@ -156,7 +171,7 @@ pub(super) fn write_new(
 /// Writes `run`'s header and index key without a transaction, which costs
 /// far less under many concurrent writers. The new key goes in before the
 /// header and the old one comes out after it, so a crash in between leaves
-/// at most a stale key: listing checks each run's status against its
+/// at most a stale key. Listing checks each run's status against its
 /// header, and resuming lists each run once and skips runs that have ended.
 /// Callers serialize writes of one run (the store holds a lock around this).
 pub(super) fn write_header_direct(
@@ -192,15 +207,15 @@ pub(super) fn is_current(runs: &sled::Tree, key: &[u8]) -> Result<bool> {
     Ok(self::key(&run_id, &header.workflow, header.status) == key)
 }
 
-/// Removes `run`'s header and its index key under every status, so a stale
-/// key left by a crash goes with it, inside a transaction over the `runs`
-/// and `run_status` trees.
+/// Removes `run`'s header, its workflow key and its status key under every
+/// status, inside a transaction over the `runs`, `run_status` and
+/// `run_workflow` trees. A stale key left by a crash goes with the run.
 pub(super) fn remove_header(
-    runs: &TransactionalTree,
-    index: &TransactionalTree,
+    (runs, index, by_workflow): (&TransactionalTree, &TransactionalTree, &TransactionalTree),
     run: &Run,
 ) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
     runs.remove(run.id.as_bytes())?;
+    by_workflow.remove(workflow_key(&run.id, &run.workflow))?;
     for status in RunStatus::ALL {
         index.remove(key(&run.id, &run.workflow, status))?;
     }
@@ -213,10 +228,8 @@ pub(super) fn remove_header(
 /// runs would count it forever. Returns how many were deleted.
 pub(super) fn remove_stale(runs: &sled::Tree, index: &sled::Tree) -> Result<usize> {
     let mut removed = 0;
-    let workflows = workflows(index)?;
-    let unfinished = RunStatus::ALL.into_iter().filter(|s| !s.is_terminal());
-    for (workflow, status) in unfinished.flat_map(|s| workflows.iter().map(move |w| (w, s))) {
-        for entry in index.scan_prefix(prefix(workflow, status)) {
+    for prefix in unfinished_prefixes(index)? {
+        for entry in index.scan_prefix(prefix) {
             let (key, _) = entry?;
             if !is_current(runs, &key)? {
                 index.remove(&key)?;

@@ -71,8 +71,9 @@ impl RunTrees {
     ///
     /// A webhook run's deduplication claim is written after the run. sled
     /// recovers its log up to the first gap (see `pagecache/iterator.rs` in
-    /// sled 0.34), so after a crash a claim never exists without its run. A run without its claim was never
-    /// acknowledged, and the next open drops it. Other runs with a claim
+    /// sled 0.34), so after a crash a claim never exists without its run.
+    /// A run without its claim was never acknowledged, and the next open
+    /// drops it. Other runs with a claim
     /// (debounced, polled, scheduled) are written in one transaction with
     /// it, which costs about three times as much.
     fn write_new_run(&self, new: &NewRun) -> Result<Inserted> {
@@ -140,8 +141,7 @@ impl RunTrees {
                 dedup.insert(claim, new.id.as_bytes())?;
                 claimed_at.insert(claim, &now)?;
                 triggers.insert(new.id.as_bytes(), new.trigger.as_slice())?;
-                by_workflow.insert(run_index::workflow_key(keys.0, keys.1), &[])?;
-                run_index::write_new(runs, index, keys, &new.header)?;
+                run_index::write_new((runs, index, by_workflow), keys, &new.header)?;
                 Ok(Inserted::New)
             });
         transaction_result(outcome)
@@ -170,11 +170,8 @@ impl RunTrees {
                 let Some(header) = self.runs.get(run_id)? else {
                     // The process stopped between writing a new run's index
                     // key and its header, so the run was never acknowledged.
-                    self.index.remove(&key)?;
-                    let run_id_text = String::from_utf8_lossy(run_id);
-                    self.by_workflow
-                        .remove(run_index::workflow_key(&run_id_text, &workflow))?;
-                    self.triggers.remove(run_id)?;
+                    let run_id = lossy(run_id);
+                    self.remove_run_keys(&run_id, &workflow, RunStatus::Queued)?;
                     dropped += 1;
                     continue;
                 };
@@ -206,8 +203,9 @@ impl RunTrees {
 
 /// Whether a run's deduplication claim must be written in one transaction
 /// with the run. Webhook runs that are not debounced claim after the run
-/// instead. Their claims never expire, so a queued one without its claim
-/// can only be a run whose event was never acknowledged.
+/// instead. Their claims never expire (only `poll:` keys do), so a queued
+/// one without its claim can only be a run whose event was never
+/// acknowledged.
 fn claim_in_transaction(kind: TriggerKind, debounced: bool) -> bool {
     kind != TriggerKind::Webhook || debounced
 }
@@ -551,7 +549,7 @@ impl Store for SledStore {
             (Some(workflow), None) => {
                 // The workflow key never changes, so a status change during
                 // the listing cannot hide a run.
-                let prefix = run_index::workflow_key("", workflow);
+                let prefix = run_index::workflow_prefix(workflow);
                 let range =
                     [prefix.as_slice(), &lower].concat()..[prefix.as_slice(), &upper].concat();
                 let mut found = Vec::new();
@@ -605,6 +603,9 @@ impl Store for SledStore {
         Ok(found)
     }
 
+    // NOTE: checking each key reads one run header per counted run, so the
+    // dashboard's 24-hour counts take longer the more runs a day has. The
+    // cost is not measured.
     fn count_runs(&self, workflow: &str, status: RunStatus, since: DateTime<Utc>) -> Result<usize> {
         let prefix = run_index::prefix(workflow, status);
         let lower = [prefix.as_slice(), id_bound(since).as_bytes()].concat();
@@ -655,9 +656,7 @@ impl Store for SledStore {
             self.trees.triggers.remove(run.id.as_bytes())?;
             let trees = (&self.trees.runs, &self.trees.index, &self.trees.by_workflow);
             let outcome = trees.transaction(|(runs, index, by_workflow)| {
-                run_index::remove_header(runs, index, run)?;
-                by_workflow.remove(run_index::workflow_key(&run.id, &run.workflow))?;
-                Ok(())
+                run_index::remove_header((runs, index, by_workflow), run)
             });
             transaction_result(outcome)?;
         }
@@ -741,14 +740,8 @@ impl Store for SledStore {
         // the truth: each run is listed once, and only while unfinished.
         let mut found = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let workflows = run_index::workflows(&self.trees.index)?;
-        let unfinished = RunStatus::ALL.into_iter().filter(|s| !s.is_terminal());
-        for (workflow, status) in unfinished.flat_map(|s| workflows.iter().map(move |w| (w, s))) {
-            for entry in self
-                .trees
-                .index
-                .scan_prefix(run_index::prefix(workflow, status))
-            {
+        for prefix in run_index::unfinished_prefixes(&self.trees.index)? {
+            for entry in self.trees.index.scan_prefix(prefix) {
                 let (key, _) = entry?;
                 let run_id = run_index::run_id_of(&key);
                 if !seen.insert(run_id.to_vec()) {
