@@ -12,7 +12,7 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::Mac as _;
@@ -30,20 +30,25 @@ fn main() {
     let orders = args.first().copied().unwrap_or(10_000);
     let concurrency = args.get(1).copied().unwrap_or(32);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let limit =
+        std::env::var("TETHER_BENCH_WORKFLOW_CONCURRENCY").unwrap_or_else(|_| "none".to_string());
     println!(
-        "end_to_end on {}: {orders} orders, {concurrency} concurrent senders",
+        "end_to_end on {}: {orders} orders, {concurrency} concurrent senders, workflow concurrency limit: {limit}",
         support::machine()
     );
     runtime.block_on(run(orders, concurrency));
 }
 
-/// Reads the workflow's `concurrency` from
-/// `TETHER_BENCH_WORKFLOW_CONCURRENCY`, or 4, as in the test workflow.
-fn workflow_limit() -> usize {
+/// The workflow's `concurrency` line. The test workflow limits itself to
+/// 4 runs at once, so a bench with that limit would measure the limit.
+/// The bench runs it without one, as a workflow gets by default, unless
+/// `TETHER_BENCH_WORKFLOW_CONCURRENCY` sets one.
+fn workflow_limit() -> String {
     std::env::var("TETHER_BENCH_WORKFLOW_CONCURRENCY")
         .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(4)
+        .and_then(|value| value.parse::<usize>().ok())
+        .map(|limit| format!("concurrency: {limit}"))
+        .unwrap_or_default()
 }
 
 async fn run(orders: usize, concurrency: usize) {
@@ -56,10 +61,7 @@ async fn run(orders: usize, concurrency: usize) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let workflow = std::fs::read_to_string(root.join("tests/workflows/forward-order.yaml"))
         .expect("reading tests/workflows/forward-order.yaml")
-        .replace(
-            "concurrency: 4",
-            &format!("concurrency: {}", workflow_limit()),
-        );
+        .replace("concurrency: 4", &workflow_limit());
     let bench = support::serve(
         &["connectors/supplier.yaml"],
         &[("forward-order.yaml", &workflow)],
@@ -84,9 +86,8 @@ async fn run(orders: usize, concurrency: usize) {
     );
 
     let url = format!("http://{}/hooks/test/forward-order", bench.addr);
-    let started = Instant::now();
     let signed = Arc::clone(&bodies);
-    support::load(orders, concurrency, 202, move |client, n| {
+    let started = support::load(orders, concurrency, 202, move |client, n| {
         let (body, signature) = &signed[n];
         client
             .post(&url)

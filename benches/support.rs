@@ -93,20 +93,22 @@ pub async fn serve_with(
 }
 
 /// Posts `total` requests from `concurrency` keep-alive clients; `request`
-/// builds the n-th one. Returns the elapsed time once all were acknowledged
-/// with `expected` status.
-pub async fn load<F>(total: usize, concurrency: usize, expected: u16, request: F) -> Duration
+/// builds the n-th one. Returns when all were acknowledged with `expected`
+/// status, with the instant the first request was sent.
+pub async fn load<F>(total: usize, concurrency: usize, expected: u16, request: F) -> Instant
 where
     F: Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
 {
     let request = Arc::new(request);
     let per_client = total / concurrency;
+    // Clients are built before the clock starts, because each one loads the
+    // system's root certificates, which is not part of what is measured.
+    let clients: Vec<reqwest::Client> = (0..concurrency).map(|_| reqwest::Client::new()).collect();
     let started = Instant::now();
     let mut senders = tokio::task::JoinSet::new();
-    for sender in 0..concurrency {
+    for (sender, client) in clients.into_iter().enumerate() {
         let request = Arc::clone(&request);
         senders.spawn(async move {
-            let client = reqwest::Client::new();
             for n in 0..per_client {
                 let response = request(&client, sender * per_client + n)
                     .send()
@@ -121,7 +123,7 @@ where
         });
     }
     senders.join_all().await;
-    started.elapsed()
+    started
 }
 
 pub fn per_second(count: usize, elapsed: Duration) -> f64 {
@@ -172,6 +174,9 @@ impl Store for Discarding {
     }
     async fn sync(&self) -> Result<()> {
         self.0.sync().await
+    }
+    async fn sync_within(&self, window: std::time::Duration) -> Result<()> {
+        self.0.sync_within(window).await
     }
     fn load_run(&self, id: &str) -> Result<Option<Run>> {
         self.0.load_run(id)

@@ -6,7 +6,7 @@
 //! engine only storing runs ("ingest only") and with it also executing them
 //! on the same cores ("runs executing").
 //!
-//! `cargo bench --bench webhook_ingest -- [REQUESTS] [CONCURRENCY] [bare|none|group|per-event]`
+//! `cargo bench --bench webhook_ingest -- [REQUESTS] [CONCURRENCY] [bare|none|group|per-event] [--ingest-only]`
 
 mod support;
 
@@ -21,6 +21,7 @@ fn main() {
         .skip(1)
         .find(|a| !a.starts_with("--") && a.parse::<usize>().is_err());
     let wanted = |mode: &str| only.as_deref().is_none_or(|only| only == mode);
+    let ingest_only = std::env::args().any(|a| a == "--ingest-only");
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -70,6 +71,9 @@ fn main() {
                     rate * 100.0 / baseline
                 );
             }
+            if ingest_only {
+                continue;
+            }
             let executing = support::serve(&hello, &[], Env::default(), mode).await;
             report(
                 &format!("{label}, runs executing"),
@@ -85,13 +89,14 @@ fn main() {
 /// Sends the load, prints the figure and returns it.
 async fn report(label: &str, requests: usize, concurrency: usize, addr: SocketAddr) -> f64 {
     let url = format!("http://{addr}/hooks/hello");
-    let elapsed = support::load(requests, concurrency, 202, move |client, n| {
+    let started = support::load(requests, concurrency, 202, move |client, n| {
         client
             .post(&url)
             .header("content-type", "application/json")
             .body(format!("{{\"name\":\"request {n}\"}}"))
     })
     .await;
+    let elapsed = started.elapsed();
     let sent = requests / concurrency * concurrency;
     let rate = support::per_second(sent, elapsed);
     println!(

@@ -10,6 +10,9 @@ use super::step::StepOutcome;
 use super::walk::{Extras, ListOutcome, Walk};
 use super::{Engine, EngineError};
 
+/// How long the flush of a finished run's end may wait to share a flush.
+const END_FLUSH_WINDOW: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Runs `run_id` until it ends, parks or is interrupted, and returns the
 /// run as it then is. A terminal run is returned unchanged.
 pub(crate) async fn execute(engine: &Engine, run_id: &str) -> Result<Run, EngineError> {
@@ -147,6 +150,11 @@ async fn park(engine: &Engine, run: &mut Run, wake_at: DateTime<Utc>) -> Result<
 /// Records the run's end and releases its `slots`. With `flush`, waits
 /// until the end is on disk. Runs without side effects skip that wait,
 /// because repeating them after a crash changes nothing outside the engine.
+/// The end's flush may start up to [`END_FLUSH_WINDOW`] later, so that the
+/// ends of concurrent runs share flushes with the rest of the engine's
+/// writes instead of costing one each. A crash in that window repeats the
+/// last call with the same idempotency key, as a crash during the call
+/// would.
 async fn finish(
     engine: &Engine,
     run: &mut Run,
@@ -175,7 +183,7 @@ async fn finish(
         return Ok(());
     }
     if flush {
-        engine.store().sync().await?;
+        engine.store().sync_within(END_FLUSH_WINDOW).await?;
     }
     engine.notify_end(run);
     match status {

@@ -36,6 +36,10 @@ use run::{Run, RunStatus, TriggerEvent};
 /// Runs executing at once across all workflows.
 pub const DEFAULT_WORKERS: usize = 64;
 
+/// Queued runs kept in memory for their worker. A few thousand cover the
+/// queue of a busy engine, and a longer backlog is read back from the store.
+const FRESH_RUNS_HELD: usize = 4_000_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
@@ -88,7 +92,8 @@ pub struct Engine {
     /// such a run takes its last event to start.
     debounce_lock: tokio::sync::Mutex<()>,
     /// Runs just stored by `submit`, handed to their worker without reading
-    /// them back from the store.
+    /// them back from the store. Contains at most [`FRESH_RUNS_HELD`]. Runs
+    /// queued beyond that are read back, so a backlog stays on disk.
     fresh: Mutex<HashMap<String, Run>>,
     /// Locks of the runs taken from the queue, one per run id. A run queued
     /// twice (a timer and a retry, say) executes once at a time: the later
@@ -351,7 +356,11 @@ impl Engine {
             Inserted::New => {
                 tracing::info!(run_id = %run.id, workflow, "run queued");
                 let run_id = run.id.clone();
-                lock(&self.fresh).insert(run_id.clone(), run);
+                let mut fresh = lock(&self.fresh);
+                if fresh.len() < FRESH_RUNS_HELD {
+                    fresh.insert(run_id.clone(), run);
+                }
+                drop(fresh);
                 let _ = self.queue.send(run_id.clone());
                 Ok(Submitted::New(run_id))
             }

@@ -9,12 +9,18 @@
 //! than many tokio workers inserting into the same sled trees at once, and
 //! the caller's only wait is the one it has anyway: the flush.
 //!
+//! A caller that can wait a little, such as a run recording its end,
+//! requests a flush within a window instead. The thread then waits until the
+//! window closes or an urgent request comes, so such writes ride along with
+//! other flushes rather than each costing one.
+//!
 //! A blocking flush on a dedicated thread is used because sled 0.34's
 //! `flush_async` can deadlock when called concurrently. The flush is
 //! [`Durable::flush`], which adds the `fdatasync` sled leaves out.
 
 use std::sync::{Arc, mpsc};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -40,8 +46,12 @@ pub(crate) struct NewRun {
 /// Writes one new run. Runs on the commit thread.
 pub(crate) type RunWriter = Box<dyn Fn(&NewRun) -> Result<Inserted> + Send>;
 
+type Flushed = oneshot::Sender<std::result::Result<(), String>>;
+
 enum Request {
-    Sync(oneshot::Sender<std::result::Result<(), String>>),
+    Sync(Flushed),
+    /// A flush that may start as late as the given instant.
+    SyncBy(Instant, Flushed),
     Insert(Box<NewRun>, oneshot::Sender<Result<Inserted>>),
 }
 
@@ -62,22 +72,35 @@ impl GroupCommit {
     /// Waits for a flush that covers every write made before this call.
     pub(crate) async fn sync(&self) -> Result<()> {
         let (reply, response) = oneshot::channel();
-        self.requests
-            .send(Request::Sync(reply))
-            .map_err(|_| StoreError::FlusherGone)?;
+        self.send(Request::Sync(reply))?;
         response
             .await
             .map_err(|_| StoreError::FlusherGone)?
             .map_err(flush_error)
     }
 
+    /// Waits for a flush that covers every write made before this call and
+    /// starts at most `window` from now.
+    pub(crate) async fn sync_within(&self, window: Duration) -> Result<()> {
+        let (reply, response) = oneshot::channel();
+        self.send(Request::SyncBy(Instant::now() + window, reply))?;
+        response
+            .await
+            .map_err(|_| StoreError::FlusherGone)?
+            .map_err(flush_error)
+    }
+
+    fn send(&self, request: Request) -> Result<()> {
+        self.requests
+            .send(request)
+            .map_err(|_| StoreError::FlusherGone)
+    }
+
     /// Writes `run` on the commit thread and waits for the flush that
     /// covers it.
     pub(crate) async fn insert(&self, run: NewRun) -> Result<Inserted> {
         let (reply, response) = oneshot::channel();
-        self.requests
-            .send(Request::Insert(Box::new(run), reply))
-            .map_err(|_| StoreError::FlusherGone)?;
+        self.send(Request::Insert(Box::new(run), reply))?;
         response.await.map_err(|_| StoreError::FlusherGone)?
     }
 }
@@ -89,11 +112,39 @@ fn flush_error(message: String) -> StoreError {
 fn commit_loop(durable: &Durable, writer: &RunWriter, receiver: &mpsc::Receiver<Request>) {
     let mut syncs = Vec::new();
     let mut inserts = Vec::new();
-    while let Ok(first) = receiver.recv() {
-        for request in std::iter::once(first).chain(receiver.try_iter()) {
+    // The earliest time by which a waiting `SyncBy` wants its flush.
+    let mut deadline: Option<Instant> = None;
+    let mut urgent = false;
+    let mut closed = false;
+    loop {
+        let first = match deadline {
+            None => match receiver.recv() {
+                Ok(request) => Some(request),
+                Err(mpsc::RecvError) => break,
+            },
+            Some(deadline) => {
+                match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(request) => Some(request),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        closed = true;
+                        None
+                    }
+                }
+            }
+        };
+        for request in first.into_iter().chain(receiver.try_iter()) {
             match request {
-                Request::Sync(reply) => syncs.push(reply),
+                Request::Sync(reply) => {
+                    urgent = true;
+                    syncs.push(reply);
+                }
+                Request::SyncBy(by, reply) => {
+                    deadline = Some(deadline.map_or(by, |deadline| deadline.min(by)));
+                    syncs.push(reply);
+                }
                 Request::Insert(run, reply) => {
+                    urgent = true;
                     let written = writer(&run);
                     if let Err(error) = &written {
                         tracing::error!(run_id = %run.id, workflow = %run.workflow, %error,
@@ -102,6 +153,10 @@ fn commit_loop(durable: &Durable, writer: &RunWriter, receiver: &mpsc::Receiver<
                     inserts.push((written, reply));
                 }
             }
+        }
+        let due = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        if !urgent && !due && !closed {
+            continue;
         }
 
         let outcome = durable.flush().map_err(|error| {
@@ -118,5 +173,10 @@ fn commit_loop(durable: &Durable, writer: &RunWriter, receiver: &mpsc::Receiver<
             };
             let _ = reply.send(response);
         }
+        if closed {
+            break;
+        }
+        deadline = None;
+        urgent = false;
     }
 }

@@ -523,6 +523,13 @@ impl Store for SledStore {
         }
     }
 
+    async fn sync_within(&self, window: std::time::Duration) -> Result<()> {
+        match self.mode {
+            CommitMode::Group => self.commit.sync_within(window).await,
+            CommitMode::PerSync => self.sync().await,
+        }
+    }
+
     fn load_run(&self, id: &str) -> Result<Option<Run>> {
         let Some(bytes) = self.trees.runs.get(id.as_bytes())? else {
             return Ok(None);

@@ -1,0 +1,98 @@
+//! Group commit on real sled files. A flush requested within a window waits
+//! for that window when nothing else needs a flush, and it ends with an
+//! urgent flush when one comes. What it covers is on disk afterwards.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tempfile::TempDir;
+use tether::engine::run::{Run, RunStatus, TriggerEvent};
+use tether::store::{SledStore, Store};
+
+fn run(order: &str) -> Run {
+    Run::new("orders", TriggerEvent::manual(json!({ "order": order })))
+}
+
+#[tokio::test]
+async fn windowed_flush_alone_waits_for_window() {
+    let data = TempDir::new().expect("data directory");
+    let store = SledStore::open(data.path()).expect("opening the store");
+
+    let started = Instant::now();
+    store
+        .sync_within(Duration::from_millis(300))
+        .await
+        .expect("flush");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "the flush came after {waited:?}, before its window closed"
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "the flush came only after {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn windowed_flush_ends_with_urgent_flush() {
+    let data = TempDir::new().expect("data directory");
+    let store = std::sync::Arc::new(SledStore::open(data.path()).expect("opening the store"));
+
+    let started = Instant::now();
+    let windowed = {
+        let store = std::sync::Arc::clone(&store);
+        tokio::spawn(async move { store.sync_within(Duration::from_secs(60)).await })
+    };
+    // Let the windowed request reach the flush thread first.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store.sync().await.expect("urgent flush");
+    tokio::time::timeout(Duration::from_secs(20), windowed)
+        .await
+        .expect("the windowed flush ended with the urgent one, not after its 60 s window")
+        .expect("task")
+        .expect("windowed flush");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn windowed_flush_puts_header_on_disk() {
+    let data = TempDir::new().expect("data directory");
+    let mut finished = run("1001");
+    {
+        let store = SledStore::open(data.path()).expect("opening the store");
+        store.insert_run(&finished, None).await.expect("insert");
+        finished.status = RunStatus::Succeeded;
+        store.save_run(&finished).expect("saving the header");
+        store
+            .sync_within(Duration::from_millis(20))
+            .await
+            .expect("flush");
+        // Leak the store so that nothing flushes on drop: only the windowed
+        // flush can have put the header on disk.
+        std::mem::forget(store);
+    }
+    // sled opens a directory once per process, so the test opens a copy of
+    // the files as they are on disk.
+    let copy = TempDir::new().expect("copy directory");
+    copy_dir(data.path(), copy.path());
+    let reopened = SledStore::open(copy.path()).expect("reopening the copy");
+    let stored = reopened
+        .load_run(&finished.id)
+        .expect("load")
+        .expect("the run is on disk");
+    assert_eq!(stored.status, RunStatus::Succeeded);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).expect("reading the data directory") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            std::fs::create_dir_all(&target).expect("creating a directory");
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copying a file");
+        }
+    }
+}
