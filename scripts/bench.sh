@@ -10,6 +10,6 @@ cargo bench --bench webhook_ingest -- 40000 32
 cargo bench --bench webhook_ingest -- 40000 128
 cargo bench --bench step_overhead -- 2000
 cargo bench --bench end_to_end -- 10000 32
-TETHER_BENCH_WORKFLOW_CONCURRENCY=64 cargo bench --bench end_to_end -- 10000 32
+TETHER_BENCH_WORKFLOW_CONCURRENCY=4 cargo bench --bench end_to_end -- 10000 32
 cargo bench --bench foreach_overhead -- 10000
 cargo bench --bench list_runs
