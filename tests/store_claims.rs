@@ -80,6 +80,31 @@ async fn repeated_webhook_key_is_duplicate() {
     assert_eq!(listed(&store), vec![first.id]);
 }
 
+#[tokio::test]
+async fn webhook_keys_never_expire() {
+    let data = TempDir::new().expect("data directory");
+    let store = SledStore::open(data.path()).expect("opening the store");
+    let first = webhook_run("orders", "poll:delivery-2");
+    store
+        .insert_run(&first, Some("poll:delivery-2"))
+        .await
+        .expect("inserting");
+
+    // Even a key that looks like a poll item's is kept, because a webhook
+    // run that is not debounced records no claim time.
+    let expired = store
+        .expire_claims("orders", "", Utc::now() + Duration::days(365))
+        .expect("expire");
+    let again = webhook_run("orders", "poll:delivery-2");
+    let repeated = store
+        .insert_run(&again, Some("poll:delivery-2"))
+        .await
+        .expect("inserting again");
+
+    assert_eq!(expired, 0);
+    assert_eq!(repeated, Inserted::Duplicate(first.id));
+}
+
 /// Writes a queued run as the store lays it out, with a deduplication
 /// claim naming `claim` (none for a run cut off before its claim).
 fn write_raw(db: &sled::Db, run: &Run, claim: Option<&str>) {

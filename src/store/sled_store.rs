@@ -4,7 +4,9 @@
 //! the event that started it, written once; `steps` maps
 //! `<run id>/<step path, numbers zero-padded>` to a step record; `dedup` maps
 //! `<workflow>\0<deduplication key>` to the id of the run it started;
-//! `claimed_at` when each deduplication key was claimed; `state` holds
+//! `claimed_at` when each deduplication key that can expire was claimed
+//! (webhook keys that are not debounced never expire, so they have no
+//! entry); `state` holds
 //! small named values of the engine; `kv` holds the `kv` connector's values
 //! and `kv_applied` the result of each write by its idempotency key;
 //! `run_status` and `run_workflow` contain the keys described in
@@ -97,7 +99,8 @@ impl RunTrees {
             let first = taken.current.map(|first| lossy(&first)).unwrap_or_default();
             return Ok(Inserted::Duplicate(first));
         }
-        self.claimed_at.insert(claim.as_slice(), &unix_seconds())?;
+        // No `claimed_at` entry: only `poll:` keys expire, and a webhook's
+        // acknowledgement waits for one sled write fewer.
         Ok(Inserted::New)
     }
 
