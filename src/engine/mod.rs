@@ -366,7 +366,27 @@ impl Engine {
             }
             Inserted::Duplicate(first) => {
                 tracing::info!(run_id = %first, workflow, "duplicate delivery ignored");
+                self.requeue_if_queued(&first);
                 Ok(Submitted::Duplicate(first))
+            }
+        }
+    }
+
+    /// Queues again the run a repeated delivery names, while that run is
+    /// still queued. A run whose first delivery got an error after it was
+    /// written (a failed flush, say) is stored and claimed but was never
+    /// queued, so without this it would wait for the next start. Queuing a
+    /// run twice is harmless: it executes once at a time, and the later
+    /// entry finds it ended.
+    fn requeue_if_queued(&self, run_id: &str) {
+        match self.store.load_run(run_id) {
+            Ok(Some(run)) if run.status == RunStatus::Queued => {
+                let _ = self.queue.send(run.id);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(%run_id, %error,
+                    "loading the run named by a repeated delivery failed; if it is queued, it starts when the engine next starts");
             }
         }
     }
