@@ -257,11 +257,17 @@ impl ScheduleTask {
     /// Returns whether a queued, running or waiting run of the workflow exists.
     /// A failed lookup is logged and counts as none, so the tick still runs.
     fn has_unfinished_run(&self) -> bool {
-        // NOTE: each query scans run headers until it finds a match (see
-        // `Store::list_runs`), so this costs a full scan per tick when no
-        // run is unfinished.
-        [RunStatus::Queued, RunStatus::Running, RunStatus::Waiting]
-            .into_iter()
+        // A run moves from queued to running, then between running and
+        // waiting. The second running lookup finds a run that went from
+        // waiting to running after the first one. To be missed, a run would
+        // have to change status three times during these four lookups.
+        [
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Waiting,
+            RunStatus::Running,
+        ]
+        .into_iter()
             .any(|status| {
                 let query = RunQuery {
                     workflow: Some(self.workflow.clone()),
