@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use common::*;
 use serde_json::{Value, json};
-use tether::engine::run::{Run, RunStatus, TriggerEvent, TriggerKind};
+use tether::engine::run::{RunStatus, TriggerEvent};
 
 /// A manual workflow: a script step, then one supplier call.
 const TWO_STEPS: &str = r#"name: two-steps
@@ -343,50 +343,4 @@ async fn shutdown_rejects_hooks_and_finishes_call() {
         "the call in flight finished: {run}"
     );
     assert_eq!(supplier.received().len(), 1);
-}
-
-/// A webhook workflow that drops repeated deliveries by their id header.
-const DELIVERIES: &str = r#"name: deliveries
-trigger:
-  webhook:
-    path: /hooks/deliveries
-    dedup_header: X-Delivery-Id
-steps:
-  - id: note
-    script: '#{ id: trigger.body.id }'
-"#;
-
-#[tokio::test]
-async fn repeated_delivery_starts_stranded_run() {
-    let supplier = Supplier::accepting().await;
-    let server = server(&supplier, &[("deliveries.yaml", DELIVERIES)]).await;
-    // Stored and claimed but never queued: what a delivery leaves when its
-    // flush fails after the write, and its sender got an error.
-    let trigger = TriggerEvent {
-        kind: TriggerKind::Webhook,
-        dedup_key: Some("delivery-9".to_string()),
-        ..TriggerEvent::manual(json!({ "id": 9 }))
-    };
-    let stranded = Run::new("deliveries", trigger);
-    server
-        .engine
-        .store()
-        .insert_run(&stranded, Some("delivery-9"))
-        .await
-        .expect("storing the run");
-
-    let response = server
-        .client
-        .post(server.url("/hooks/deliveries"))
-        .header("X-Delivery-Id", "delivery-9")
-        .json(&json!({ "id": 9 }))
-        .send()
-        .await
-        .expect("POST");
-    let answer: Value = response.json().await.expect("a JSON answer");
-    let run = server.wait_for_run(&stranded.id).await;
-
-    assert_eq!(answer["run_id"], stranded.id.as_str());
-    assert_eq!(run["status"], "succeeded");
-    assert_eq!(run["steps"][0]["output"]["id"], 9);
 }

@@ -154,7 +154,8 @@ async fn park(engine: &Engine, run: &mut Run, wake_at: DateTime<Utc>) -> Result<
 /// ends of concurrent runs share flushes with the rest of the engine's
 /// writes instead of costing one each. A crash in that window repeats the
 /// last call with the same idempotency key, as a crash during the call
-/// would.
+/// would. A run someone waits for (a child run, or a webhook that responds
+/// with the output) flushes at once.
 async fn finish(
     engine: &Engine,
     run: &mut Run,
@@ -182,7 +183,9 @@ async fn finish(
         engine.notify_end(run);
         return Ok(());
     }
-    if flush {
+    if flush && (run.parent.is_some() || engine.waiters.is_awaited(&run.id)) {
+        engine.store().sync().await?;
+    } else if flush {
         engine.store().sync_within(END_FLUSH_WINDOW).await?;
     }
     engine.notify_end(run);

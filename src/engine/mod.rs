@@ -38,7 +38,7 @@ pub const DEFAULT_WORKERS: usize = 64;
 
 /// Queued runs kept in memory for their worker. A few thousand cover the
 /// queue of a busy engine, and a longer backlog is read back from the store.
-const FRESH_RUNS_HELD: usize = 4_000_000;
+const FRESH_RUNS_HELD: usize = 4_096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -101,6 +101,9 @@ pub struct Engine {
     executing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Runs an operator cancelled while they may be executing.
     cancelled: Mutex<HashSet<String>>,
+    /// Runs whose storing returned an error, so they were never queued,
+    /// although they may be on disk (a failed flush, say).
+    stranded: Mutex<HashSet<String>>,
     stopping: AtomicBool,
     stop_signal: watch::Sender<bool>,
     tasks: TaskTracker,
@@ -152,6 +155,7 @@ impl Engine {
             fresh: Mutex::new(HashMap::new()),
             executing: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashSet::new()),
+            stranded: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
             stop_signal: watch::channel(false).0,
             tasks: TaskTracker::new(),
@@ -352,7 +356,14 @@ impl Engine {
         }
         let run = self.create_run(workflow, trigger)?;
         let dedup = run.trigger.dedup_key.clone();
-        match self.store.insert_run(&run, dedup.as_deref()).await? {
+        let inserted = match self.store.insert_run(&run, dedup.as_deref()).await {
+            Ok(inserted) => inserted,
+            Err(error) => {
+                lock(&self.stranded).insert(run.id.clone());
+                return Err(error.into());
+            }
+        };
+        match inserted {
             Inserted::New => {
                 tracing::info!(run_id = %run.id, workflow, "run queued");
                 let run_id = run.id.clone();
@@ -366,18 +377,19 @@ impl Engine {
             }
             Inserted::Duplicate(first) => {
                 tracing::info!(run_id = %first, workflow, "duplicate delivery ignored");
-                self.requeue_if_queued(&first);
+                if lock(&self.stranded).remove(&first) {
+                    self.requeue_if_queued(&first);
+                }
                 Ok(Submitted::Duplicate(first))
             }
         }
     }
 
-    /// Queues again the run a repeated delivery names, while that run is
-    /// still queued. A run whose first delivery got an error after it was
-    /// written (a failed flush, say) is stored and claimed but was never
-    /// queued, so without this it would wait for the next start. Queuing a
-    /// run twice is harmless: it executes once at a time, and the later
-    /// entry finds it ended.
+    /// Queues a stranded run that a repeated delivery names, while it is
+    /// still queued. Its first delivery got an error after the run was
+    /// written, so it is stored and claimed but was never queued, and
+    /// without this it would wait for the next start. Only stranded runs
+    /// come here: a run that `submit` queued is never queued twice.
     fn requeue_if_queued(&self, run_id: &str) {
         match self.store.load_run(run_id) {
             Ok(Some(run)) if run.status == RunStatus::Queued => {
@@ -622,3 +634,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .expect("engine locks are never poisoned: no code panics while holding one")
 }
+
+#[cfg(test)]
+mod tests;

@@ -25,6 +25,11 @@ impl Waiters {
         }
     }
 
+    /// Returns whether a caller waits for the run to end.
+    pub(crate) fn is_awaited(&self, run_id: &str) -> bool {
+        lock(&self.by_run).contains_key(run_id)
+    }
+
     fn register(&self, run_id: &str) -> oneshot::Receiver<Run> {
         let (sender, receiver) = oneshot::channel();
         lock(&self.by_run)

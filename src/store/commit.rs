@@ -83,7 +83,12 @@ impl GroupCommit {
     /// starts at most `window` from now.
     pub(crate) async fn sync_within(&self, window: Duration) -> Result<()> {
         let (reply, response) = oneshot::channel();
-        self.send(Request::SyncBy(Instant::now() + window, reply))?;
+        let request = match Instant::now().checked_add(window) {
+            Some(by) => Request::SyncBy(by, reply),
+            // A window too long for `Instant` gets an urgent flush.
+            None => Request::Sync(reply),
+        };
+        self.send(request)?;
         response
             .await
             .map_err(|_| StoreError::FlusherGone)?

@@ -259,8 +259,10 @@ impl ScheduleTask {
     fn has_unfinished_run(&self) -> bool {
         // A run moves from queued to running, then between running and
         // waiting. The second running lookup finds a run that went from
-        // waiting to running after the first one. To be missed, a run would
-        // have to change status three times during these four lookups.
+        // waiting to running after the first one.
+        // NOTE: a run queued after the first lookup (by hand, or an
+        // operator's retry or replay) is still missed, and its tick starts
+        // beside it.
         [
             RunStatus::Queued,
             RunStatus::Running,

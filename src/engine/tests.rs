@@ -1,0 +1,121 @@
+//! Engine behaviour that needs its private state: a stranded run, stored
+//! by a delivery that got an error, starts when the delivery is repeated.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tempfile::TempDir;
+
+use super::run::{RunStatus, TriggerEvent, TriggerKind};
+use super::{Engine, Submitted, lock};
+use crate::expr::{Limits, ScriptEngine};
+use crate::store::{SledStore, Store};
+use crate::workflow::{Env, load_dir};
+
+const DELIVERIES: &str = r#"name: deliveries
+trigger:
+  webhook:
+    path: /hooks/deliveries
+    dedup_header: X-Delivery-Id
+steps:
+  - id: note
+    script: '#{ id: trigger.body.id }'
+"#;
+
+struct Setup {
+    _project: TempDir,
+    _data: TempDir,
+    store: Arc<SledStore>,
+    engine: Arc<Engine>,
+}
+
+fn setup() -> Setup {
+    let project = TempDir::new().expect("project directory");
+    std::fs::create_dir_all(project.path().join("workflows")).expect("workflows directory");
+    std::fs::write(project.path().join("workflows/deliveries.yaml"), DELIVERIES)
+        .expect("writing the workflow");
+    let scripts = ScriptEngine::new(Limits::default());
+    let registry = load_dir(project.path(), &scripts, &Env::default());
+    assert!(registry.problems.is_empty(), "workflow problems");
+    let data = TempDir::new().expect("data directory");
+    let store = Arc::new(SledStore::open(data.path()).expect("opening the store"));
+    let engine = Engine::new(registry, store.clone(), scripts);
+    Setup {
+        _project: project,
+        _data: data,
+        store,
+        engine,
+    }
+}
+
+fn delivery(id: &str) -> TriggerEvent {
+    TriggerEvent {
+        kind: TriggerKind::Webhook,
+        dedup_key: Some(id.to_string()),
+        ..TriggerEvent::manual(json!({ "id": 9 }))
+    }
+}
+
+#[tokio::test]
+async fn repeated_delivery_starts_stranded_run() {
+    let setup = setup();
+    setup.engine.start().expect("starting the engine");
+    // What `submit` leaves when storing returns an error after the write:
+    // the run is stored and claimed, but never queued.
+    let stranded = setup
+        .engine
+        .create_run("deliveries", delivery("delivery-9"))
+        .expect("creating the run");
+    setup
+        .store
+        .insert_run(&stranded, Some("delivery-9"))
+        .await
+        .expect("storing the run");
+    lock(&setup.engine.stranded).insert(stranded.id.clone());
+
+    let repeated = setup
+        .engine
+        .submit("deliveries", delivery("delivery-9"))
+        .await
+        .expect("submitting again");
+    let ended = setup
+        .engine
+        .wait_for_end(&stranded.id, Duration::from_secs(10))
+        .await
+        .expect("waiting");
+
+    assert!(matches!(repeated, Submitted::Duplicate(ref id) if *id == stranded.id));
+    let ended = ended.expect("the stranded run ended within 10 s");
+    assert_eq!(ended.status, RunStatus::Succeeded);
+    assert!(lock(&setup.engine.stranded).is_empty());
+}
+
+#[tokio::test]
+async fn repeated_delivery_leaves_queued_run_alone() {
+    let setup = setup();
+    // Not started: a run `submit` queued stays queued, and a repeated
+    // delivery must not queue it a second time.
+    let first = setup
+        .engine
+        .submit("deliveries", delivery("delivery-10"))
+        .await
+        .expect("submitting");
+    let Submitted::New(run_id) = first else {
+        panic!("the first delivery starts a run");
+    };
+    setup
+        .engine
+        .submit("deliveries", delivery("delivery-10"))
+        .await
+        .expect("submitting again");
+
+    let mut queue = lock(&setup.engine.pending)
+        .take()
+        .expect("the engine was not started");
+    let mut queued = Vec::new();
+    while let Ok(id) = queue.try_recv() {
+        queued.push(id);
+    }
+    assert_eq!(queued, vec![run_id]);
+}
