@@ -259,15 +259,18 @@ impl ScheduleTask {
     fn has_unfinished_run(&self) -> bool {
         // A run moves from queued to running, then between running and
         // waiting. The second running lookup finds a run that went from
-        // waiting to running after the first one.
-        // NOTE: a run queued after the first lookup (by hand, or an
-        // operator's retry or replay) is still missed, and its tick starts
-        // beside it.
+        // waiting to running after the first one, and the second queued
+        // lookup one queued meanwhile (by hand, or by an operator's retry
+        // or replay).
+        // NOTE: a run that changes status twice during these lookups, such
+        // as one queued and then started after the first queued lookup, can
+        // still be missed, and its tick then starts beside it.
         [
             RunStatus::Queued,
             RunStatus::Running,
             RunStatus::Waiting,
             RunStatus::Running,
+            RunStatus::Queued,
         ]
         .into_iter()
             .any(|status| {
