@@ -101,6 +101,10 @@ pub struct Engine {
     executing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Runs an operator cancelled while they may be executing.
     cancelled: Mutex<HashSet<String>>,
+    /// A lock taken shared by operator retries and exclusively by each
+    /// retention batch, so retention never deletes a run while a retry
+    /// rewrites it.
+    retries_or_retention: tokio::sync::RwLock<()>,
     /// Runs whose storing returned an error, so they were never queued,
     /// although they may be on disk (a failed flush, say).
     stranded: Mutex<HashSet<String>>,
@@ -156,6 +160,7 @@ impl Engine {
             executing: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashSet::new()),
             stranded: Mutex::new(HashSet::new()),
+            retries_or_retention: tokio::sync::RwLock::new(()),
             stopping: AtomicBool::new(false),
             stop_signal: watch::channel(false).0,
             tasks: TaskTracker::new(),

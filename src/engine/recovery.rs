@@ -40,6 +40,9 @@ impl Engine {
     /// result. Outputs of earlier steps are kept, and the failed step gets a
     /// fresh retry budget and the same idempotency key.
     pub async fn retry(&self, run_id: &str) -> Result<Run, EngineError> {
+        // Retention reads a finished run and then deletes it. A retry in
+        // between would be lost or come back without its event.
+        let _no_retention = self.retries_or_retention.read().await;
         let mut run = self.load(run_id)?;
         if !matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
             return Err(EngineError::InvalidState {

@@ -46,8 +46,10 @@ pub async fn run_pass(engine: &Arc<Engine>, retain: Duration) -> usize {
     let mut total = 0;
     loop {
         let store = Arc::clone(engine.store());
+        let no_retries = engine.retries_or_retention.write().await;
         let batch =
             tokio::task::spawn_blocking(move || store.delete_finished_before(cutoff, BATCH)).await;
+        drop(no_retries);
         match batch {
             Ok(Ok(0)) => return total,
             Ok(Ok(deleted)) => total += deleted,

@@ -1,5 +1,6 @@
 //! Engine behaviour that needs its private state: a stranded run, stored
-//! by a delivery that got an error, starts when the delivery is repeated.
+//! by a delivery that got an error, starts when the delivery is repeated,
+//! and retention waits while an operator retries a run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use super::run::{RunStatus, TriggerEvent, TriggerKind};
-use super::{Engine, Submitted, lock};
+use super::{Engine, Submitted, lock, retention};
 use crate::expr::{Limits, ScriptEngine};
 use crate::store::{SledStore, Store};
 use crate::workflow::{Env, load_dir};
@@ -118,4 +119,37 @@ async fn repeated_delivery_leaves_queued_run_alone() {
         queued.push(id);
     }
     assert_eq!(queued, vec![run_id]);
+}
+
+#[tokio::test]
+async fn retention_waits_for_retry_in_progress() {
+    let setup = setup();
+    let mut failed = setup
+        .engine
+        .create_run("deliveries", delivery("delivery-11"))
+        .expect("creating the run");
+    setup
+        .store
+        .insert_run(&failed, Some("delivery-11"))
+        .await
+        .expect("storing the run");
+    failed.status = RunStatus::Failed;
+    setup.store.save_run(&failed).expect("saving the failure");
+
+    // The guard a retry takes from loading the run until it is queued again.
+    let retrying = setup.engine.retries_or_retention.read().await;
+    let engine = Arc::clone(&setup.engine);
+    let pass = tokio::spawn(async move { retention::run_pass(&engine, Duration::ZERO).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waited = !pass.is_finished();
+    let kept = setup.store.load_run(&failed.id).expect("loading").is_some();
+    drop(retrying);
+    let deleted = tokio::time::timeout(Duration::from_secs(10), pass)
+        .await
+        .expect("the pass ended once the retry did")
+        .expect("retention task");
+
+    assert!(waited, "retention ran while a retry was in progress");
+    assert!(kept, "the run was deleted during the retry");
+    assert_eq!(deleted, 1);
 }
