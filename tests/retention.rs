@@ -86,3 +86,68 @@ async fn deletion_runs_in_batches() {
 
     assert_eq!((first, second, third, fourth), (2, 2, 1, 0));
 }
+
+#[tokio::test]
+async fn journal_left_by_crash_is_removed() {
+    let data = tempfile::TempDir::new().expect("data directory");
+    let orphan = run_created(40, RunStatus::Succeeded);
+    let waiting = run_created(40, RunStatus::Waiting);
+    let step = |id: &str| format!("{id}/steps[00000000]");
+    {
+        // What a crash during a deletion leaves: the journal of a run
+        // whose header and event are gone.
+        let db = sled::open(data.path()).expect("opening sled");
+        let steps = db.open_tree("steps").expect("steps tree");
+        steps
+            .insert(step(&orphan.id), b"{}".as_slice())
+            .expect("orphan step");
+        db.flush().expect("flushing");
+    }
+    let store = open_when_released(data.path());
+    store.insert_run(&waiting, None).await.expect("inserting");
+    let mut record = StepRecord::new(0, "wait", "steps[0]");
+    record.output = Some(serde_json::json!({ "kept": true }));
+    store
+        .save_step(&waiting.id, &record)
+        .expect("saving a step");
+
+    let cutoff = Utc::now() - chrono::Duration::days(30);
+    let deleted = store.delete_finished_before(cutoff, 10).expect("deleting");
+    store.flush_now().expect("flushing");
+
+    // sled opens a directory once per process, so the files are read from
+    // a copy.
+    let copy = tempfile::TempDir::new().expect("copy directory");
+    for entry in std::fs::read_dir(data.path()).expect("listing the data directory") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("file type").is_file() {
+            std::fs::copy(entry.path(), copy.path().join(entry.file_name())).expect("copying");
+        }
+    }
+    let db = sled::open(copy.path()).expect("opening the copy");
+    let steps = db.open_tree("steps").expect("steps tree");
+    assert_eq!(deleted, 0, "no run had a header to delete");
+    assert!(
+        steps.get(step(&orphan.id)).expect("reading").is_none(),
+        "the orphan journal entry is gone"
+    );
+    assert!(
+        steps.get(step(&waiting.id)).expect("reading").is_some(),
+        "the waiting run keeps its journal"
+    );
+}
+
+/// Opens the store once sled's background thread of the database opened
+/// before has let go of the directory's lock.
+fn open_when_released(path: &std::path::Path) -> tether::store::SledStore {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tether::store::SledStore::open(path) {
+            Ok(store) => return store,
+            Err(error) if std::time::Instant::now() > deadline => {
+                panic!("opening the store failed: {error}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}

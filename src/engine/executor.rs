@@ -9,6 +9,7 @@ use super::run::{Run, RunStatus};
 use super::step::StepOutcome;
 use super::walk::{Extras, ListOutcome, Walk};
 use super::{Engine, EngineError};
+use crate::workflow::{Step, StepKind};
 
 /// How long the flush of a finished run's end may wait to share a flush.
 const END_FLUSH_WINDOW: std::time::Duration = std::time::Duration::from_millis(10);
@@ -131,7 +132,7 @@ pub(crate) async fn execute_run(
         .steps
         .iter()
         .chain(&workflow.on_failure)
-        .any(|step| step.kind.has_side_effects());
+        .any(has_effects);
     finish(engine, &mut run, (status, error), effects, slots).await?;
     Ok(run)
 }
@@ -199,4 +200,26 @@ async fn finish(
         _ => tracing::info!(run_id = %run.id, workflow = %run.workflow, %status, "run finished"),
     }
     Ok(())
+}
+
+/// Returns whether the step, or a step nested in it, can have an effect
+/// outside the engine.
+fn has_effects(step: &Step) -> bool {
+    let nested = match &step.kind {
+        StepKind::Foreach { steps, .. } => steps.iter().any(has_effects),
+        StepKind::Switch { cases, default, .. } => cases
+            .iter()
+            .flat_map(|(_, steps)| steps)
+            .chain(default.iter().flatten())
+            .any(has_effects),
+        StepKind::Parallel { branches } => branches
+            .iter()
+            .flat_map(|(_, steps)| steps)
+            .any(has_effects),
+        // The child flushes its own end, and the parent's record of it is
+        // part of this run's outcome.
+        StepKind::Call { .. } => true,
+        _ => false,
+    };
+    step.kind.has_side_effects() || nested || step.on_failure.iter().any(has_effects)
 }

@@ -242,11 +242,19 @@ impl Flow<'_, '_> {
                 child.id
             }
         };
+        let Some(stored_child) = engine.store().load_run(&child_id)? else {
+            let message = format!(
+                "child run {child_id} ({workflow}) no longer exists, likely deleted by retention; replay this run to start over"
+            );
+            return self.fail(record, message);
+        };
         let retried = !record.attempts.is_empty() && record.budget_start == record.attempts.len();
         if retried {
             // An operator retried the parent: retry the failed child as well.
-            let child = engine.store().load_run(&child_id)?;
-            if child.is_some_and(|c| matches!(c.status, RunStatus::Failed | RunStatus::Cancelled)) {
+            if matches!(
+                stored_child.status,
+                RunStatus::Failed | RunStatus::Cancelled
+            ) {
                 engine.retry(&child_id).await?;
             }
             record.attempts.push(Attempt {

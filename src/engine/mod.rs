@@ -364,7 +364,11 @@ impl Engine {
         let inserted = match self.store.insert_run(&run, dedup.as_deref()).await {
             Ok(inserted) => inserted,
             Err(error) => {
-                lock(&self.stranded).insert(run.id.clone());
+                // Only a repeated delivery can pick the run up again, and
+                // only one with the same deduplication key finds it.
+                if dedup.is_some() {
+                    lock(&self.stranded).insert(run.id.clone());
+                }
                 return Err(error.into());
             }
         };

@@ -118,8 +118,15 @@ impl Engine {
         }
         let mut retried = Vec::new();
         for run_id in matching {
-            self.retry(&run_id).await?;
-            retried.push(run_id);
+            match self.retry(&run_id).await {
+                Ok(_) => retried.push(run_id),
+                // Deleted by retention, or retried by someone else, since
+                // the listing.
+                Err(EngineError::UnknownRun(_) | EngineError::InvalidState { .. }) => {
+                    tracing::info!(%run_id, workflow, "run no longer retryable; skipped");
+                }
+                Err(error) => return Err(error),
+            }
         }
         Ok(retried)
     }

@@ -67,6 +67,9 @@ impl Engine {
             && run.status.is_terminal()
         {
             self.waiters.forget(run_id);
+            // The end may not be flushed yet when the run ended before this
+            // caller registered.
+            self.store.sync().await?;
             return Ok(Some(run));
         }
         let ended = tokio::time::timeout(timeout, receiver).await;

@@ -325,6 +325,25 @@ impl SledStore {
         Ok(found)
     }
 
+    /// Deletes journal entries of runs created before `cutoff` that have no
+    /// header, left by a crash while retention deleted their run.
+    fn remove_orphan_steps(&self, cutoff: DateTime<Utc>) -> Result<()> {
+        let mut checked: Option<Vec<u8>> = None;
+        let mut orphan = false;
+        for entry in self.steps.range(..id_bound(cutoff).into_bytes()) {
+            let (key, _) = entry?;
+            let run_id = key.split(|byte| *byte == b'/').next().unwrap_or_default();
+            if checked.as_deref() != Some(run_id) {
+                orphan = self.trees.runs.get(run_id)?.is_none();
+                checked = Some(run_id.to_vec());
+            }
+            if orphan {
+                self.steps.remove(&key)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Flushes without going through the group-commit thread, for shutdown.
     pub fn flush_now(&self) -> Result<()> {
         self.durable.flush()?;
@@ -660,15 +679,26 @@ impl Store for SledStore {
             }
         }
         for run in &expired {
-            // The journal and event go first: after a crash in between, the
-            // header still lists the run and the next pass deletes it again.
-            self.remove_steps(&run.id, "")?;
-            self.trees.triggers.remove(run.id.as_bytes())?;
-            let trees = (&self.trees.runs, &self.trees.index, &self.trees.by_workflow);
-            let outcome = trees.transaction(|(runs, index, by_workflow)| {
-                run_index::remove_header((runs, index, by_workflow), run)
+            // Header, index keys and event go together and first, so no
+            // error or crash leaves a run that an operator could retry
+            // without its event. The journal follows; what a crash leaves
+            // of it is removed by a later pass.
+            let trees = (
+                &self.trees.runs,
+                &self.trees.index,
+                &self.trees.by_workflow,
+                &self.trees.triggers,
+            );
+            let outcome = trees.transaction(|(runs, index, by_workflow, triggers)| {
+                run_index::remove_header((runs, index, by_workflow), run)?;
+                triggers.remove(run.id.as_bytes())?;
+                Ok(())
             });
             transaction_result(outcome)?;
+            self.remove_steps(&run.id, "")?;
+        }
+        if expired.is_empty() {
+            self.remove_orphan_steps(cutoff)?;
         }
         Ok(expired.len())
     }
