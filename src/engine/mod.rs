@@ -79,9 +79,9 @@ pub struct Engine {
     workers: Arc<Semaphore>,
     /// Semaphores of workflow `concurrency` and of each concurrency key.
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Every workflow version loaded since start, by version, so a run
-    /// keeps the version it started with across reloads.
-    // TODO: drop versions no unfinished run uses.
+    /// Workflow versions by version, so a run keeps the version it started
+    /// with across reloads: the current and the previous ones, and those of
+    /// unfinished runs.
     versions: Mutex<HashMap<String, Arc<Workflow>>>,
     /// Clock of the schedules, kept to start their tasks again on reload.
     clock: Mutex<Option<Arc<dyn Clock>>>,
@@ -218,7 +218,7 @@ impl Engine {
         for name in &kept {
             tracing::warn!(kept = %name, "kept the previous version");
         }
-        self.remember_versions(&registry);
+        self.remember_versions(&registry, &previous);
         let problems = registry.problems.len();
         tracing::info!(
             workflows = registry.workflows.len(),
@@ -263,13 +263,36 @@ impl Engine {
         }
     }
 
-    fn remember_versions(&self, registry: &Registry) {
+    /// Adds the versions of `registry` and drops those that neither it,
+    /// the `previous` registry (runs may have just started on it) nor an
+    /// unfinished run uses. When the unfinished runs cannot be read, every
+    /// version is kept.
+    fn remember_versions(&self, registry: &Registry, previous: &Registry) {
+        let in_use = self.store.unfinished_runs().map(|runs| {
+            runs.into_iter()
+                .filter_map(|run| run.workflow_version)
+                .collect::<HashSet<_>>()
+        });
         let mut versions = lock(&self.versions);
         for workflow in registry.workflows.values() {
             versions
                 .entry(workflow.version.clone())
                 .or_insert_with(|| Arc::clone(workflow));
         }
+        let in_use = match in_use {
+            Ok(in_use) => in_use,
+            Err(error) => {
+                tracing::error!(%error, "listing unfinished runs failed; keeping every workflow version");
+                return;
+            }
+        };
+        let loaded = registry
+            .workflows
+            .values()
+            .chain(previous.workflows.values())
+            .map(|workflow| workflow.version.as_str())
+            .collect::<HashSet<_>>();
+        versions.retain(|version, _| loaded.contains(version.as_str()) || in_use.contains(version));
     }
 
     /// Returns the native connector called `name`, if there is one.

@@ -1,6 +1,7 @@
 //! Engine behaviour that needs its private state: a stranded run, stored
-//! by a delivery that got an error, starts when the delivery is repeated,
-//! and retention waits while an operator retries a run.
+//! by a delivery that got an error, starts when the delivery is repeated;
+//! retention waits while an operator retries a run; and reloads keep only
+//! the workflow versions runs may still use.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ steps:
 "#;
 
 struct Setup {
-    _project: TempDir,
+    project: TempDir,
     _data: TempDir,
     store: Arc<SledStore>,
     engine: Arc<Engine>,
@@ -43,7 +44,7 @@ fn setup() -> Setup {
     let store = Arc::new(SledStore::open(data.path()).expect("opening the store"));
     let engine = Engine::new(registry, store.clone(), scripts);
     Setup {
-        _project: project,
+        project,
         _data: data,
         store,
         engine,
@@ -152,4 +153,50 @@ async fn retention_waits_for_retry_in_progress() {
     assert!(waited, "retention ran while a retry was in progress");
     assert!(kept, "the run was deleted during the retry");
     assert_eq!(deleted, 1);
+}
+
+#[tokio::test]
+async fn reload_drops_unused_workflow_versions() {
+    let setup = setup();
+    let version = |engine: &Engine| {
+        engine
+            .registry()
+            .workflow("deliveries")
+            .expect("the workflow is loaded")
+            .version
+            .clone()
+    };
+    let first = version(&setup.engine);
+    // Not started, so this run stays queued on the first version.
+    setup
+        .engine
+        .submit("deliveries", delivery("delivery-20"))
+        .await
+        .expect("submitting");
+
+    let mut loaded = vec![first.clone()];
+    for edit in 1..=3 {
+        let text = DELIVERIES.replace("trigger.body.id", &format!("trigger.body.id + {edit}"));
+        std::fs::write(setup.project.path().join("workflows/deliveries.yaml"), text)
+            .expect("editing the workflow");
+        let problems = setup.engine.reload(setup.project.path(), &Env::default());
+        assert_eq!(problems, 0);
+        loaded.push(version(&setup.engine));
+    }
+    let kept = lock(&setup.engine.versions);
+
+    assert!(
+        kept.contains_key(&first),
+        "the queued run's version is kept"
+    );
+    assert!(
+        !kept.contains_key(&loaded[1]),
+        "an unused version is dropped"
+    );
+    assert!(
+        kept.contains_key(&loaded[2]),
+        "the previous version is kept"
+    );
+    assert!(kept.contains_key(&loaded[3]), "the current version is kept");
+    assert_eq!(kept.len(), 3);
 }
