@@ -39,10 +39,10 @@ fn main() {
     runtime.block_on(run(orders, concurrency));
 }
 
-/// The workflow's `concurrency` line. The test workflow limits itself to
-/// 4 runs at once, so a bench with that limit would measure the limit.
-/// The bench runs it without one, as a workflow gets by default, unless
-/// `TETHER_BENCH_WORKFLOW_CONCURRENCY` sets one.
+/// Returns the workflow's `concurrency` line. The test workflow limits
+/// itself to 4 runs at once, so a bench with that limit would measure the
+/// limit. The bench runs it without one, as a workflow gets by default,
+/// unless `TETHER_BENCH_WORKFLOW_CONCURRENCY` sets one.
 fn workflow_limit() -> String {
     std::env::var("TETHER_BENCH_WORKFLOW_CONCURRENCY")
         .ok()

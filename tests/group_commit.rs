@@ -2,8 +2,11 @@
 //! for that window when nothing else needs a flush, and it ends with an
 //! urgent flush when one comes. What it covers is on disk afterwards.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::copy_data_dir;
 use serde_json::json;
 use tempfile::TempDir;
 use tether::engine::run::{Run, RunStatus, TriggerEvent};
@@ -68,31 +71,16 @@ async fn windowed_flush_puts_header_on_disk() {
             .sync_within(Duration::from_millis(20))
             .await
             .expect("flush");
-        // Leak the store so that nothing flushes on drop: only the windowed
-        // flush can have put the header on disk.
+        // The store is leaked, so nothing flushes on drop and only the
+        // windowed flush can have put the header on disk.
         std::mem::forget(store);
     }
-    // sled opens a directory once per process, so the test opens a copy of
-    // the files as they are on disk.
     let copy = TempDir::new().expect("copy directory");
-    copy_dir(data.path(), copy.path());
+    copy_data_dir(data.path(), copy.path());
     let reopened = SledStore::open(copy.path()).expect("reopening the copy");
     let stored = reopened
         .load_run(&finished.id)
         .expect("load")
         .expect("the run is on disk");
     assert_eq!(stored.status, RunStatus::Succeeded);
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).expect("reading the data directory") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            std::fs::create_dir_all(&target).expect("creating a directory");
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copying a file");
-        }
-    }
 }

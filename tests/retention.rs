@@ -115,15 +115,8 @@ async fn journal_left_by_crash_is_removed() {
     let deleted = store.delete_finished_before(cutoff, 10).expect("deleting");
     store.flush_now().expect("flushing");
 
-    // sled opens a directory once per process, so the files are read from
-    // a copy.
     let copy = tempfile::TempDir::new().expect("copy directory");
-    for entry in std::fs::read_dir(data.path()).expect("listing the data directory") {
-        let entry = entry.expect("entry");
-        if entry.file_type().expect("file type").is_file() {
-            std::fs::copy(entry.path(), copy.path().join(entry.file_name())).expect("copying");
-        }
-    }
+    copy_data_dir(data.path(), copy.path());
     let db = sled::open(copy.path()).expect("opening the copy");
     let steps = db.open_tree("steps").expect("steps tree");
     assert_eq!(deleted, 0, "no run had a header to delete");

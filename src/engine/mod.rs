@@ -79,9 +79,9 @@ pub struct Engine {
     workers: Arc<Semaphore>,
     /// Semaphores of workflow `concurrency` and of each concurrency key.
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Workflow versions by version, so a run keeps the version it started
-    /// with across reloads: the current and the previous ones, and those of
-    /// unfinished runs.
+    /// Workflows by version, so a run keeps the version it started with
+    /// across reloads. Contains the current and previous versions and those
+    /// of unfinished runs.
     versions: Mutex<HashMap<String, Arc<Workflow>>>,
     /// Clock of the schedules, kept to start their tasks again on reload.
     clock: Mutex<Option<Arc<dyn Clock>>>,

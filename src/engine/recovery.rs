@@ -123,7 +123,7 @@ impl Engine {
                 // Deleted by retention, or retried by someone else, since
                 // the listing.
                 Err(EngineError::UnknownRun(_) | EngineError::InvalidState { .. }) => {
-                    tracing::info!(%run_id, workflow, "run no longer retryable; skipped");
+                    tracing::info!(%run_id, workflow, "skipped a run deleted or retried since the listing");
                 }
                 Err(error) => return Err(error),
             }

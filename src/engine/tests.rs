@@ -1,7 +1,7 @@
-//! Engine behaviour that needs its private state: a stranded run, stored
-//! by a delivery that got an error, starts when the delivery is repeated;
-//! retention waits while an operator retries a run; and reloads keep only
-//! the workflow versions runs may still use.
+//! Engine behaviour that needs the engine's private state. A stranded run,
+//! stored by a delivery that got an error, starts when the delivery is
+//! repeated. Retention waits while an operator retries a run. Reloads keep
+//! only the workflow versions runs may still use.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,20 +183,23 @@ async fn reload_drops_unused_workflow_versions() {
         assert_eq!(problems, 0);
         loaded.push(version(&setup.engine));
     }
-    let kept = lock(&setup.engine.versions);
+    let kept_versions = lock(&setup.engine.versions);
 
     assert!(
-        kept.contains_key(&first),
+        kept_versions.contains_key(&first),
         "the queued run's version is kept"
     );
     assert!(
-        !kept.contains_key(&loaded[1]),
+        !kept_versions.contains_key(&loaded[1]),
         "an unused version is dropped"
     );
     assert!(
-        kept.contains_key(&loaded[2]),
+        kept_versions.contains_key(&loaded[2]),
         "the previous version is kept"
     );
-    assert!(kept.contains_key(&loaded[3]), "the current version is kept");
-    assert_eq!(kept.len(), 3);
+    assert!(
+        kept_versions.contains_key(&loaded[3]),
+        "the current version is kept"
+    );
+    assert_eq!(kept_versions.len(), 3);
 }

@@ -135,8 +135,8 @@ pub trait Store: Send + Sync + 'static {
     /// callers share one flush.
     async fn sync(&self) -> Result<()>;
 
-    /// Like [`Store::sync`], but the flush may start up to `window` later,
-    /// so that writes which can wait share a flush with other writers.
+    /// Waits like [`Store::sync`], but the flush may start up to `window`
+    /// later, so that writes which can wait share a flush with other writers.
     async fn sync_within(&self, window: std::time::Duration) -> Result<()> {
         let _ = window;
         self.sync().await

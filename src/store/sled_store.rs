@@ -5,8 +5,8 @@
 //! `<run id>/<step path, numbers zero-padded>` to a step record; `dedup` maps
 //! `<workflow>\0<deduplication key>` to the id of the run it started;
 //! `claimed_at` when each deduplication key that can expire was claimed
-//! (webhook keys that are not debounced never expire, so they have no
-//! entry); `state` holds
+//! (webhook keys that are not debounced never expire and have no entry);
+//! `state` contains
 //! small named values of the engine; `kv` holds the `kv` connector's values
 //! and `kv_applied` the result of each write by its idempotency key;
 //! `run_status` and `run_workflow` contain the keys described in
@@ -681,8 +681,8 @@ impl Store for SledStore {
         for run in &expired {
             // Header, index keys and event go together and first, so no
             // error or crash leaves a run that an operator could retry
-            // without its event. The journal follows; what a crash leaves
-            // of it is removed by a later pass.
+            // without its event. The journal follows, and a later pass
+            // removes what a crash leaves of it.
             let trees = (
                 &self.trees.runs,
                 &self.trees.index,

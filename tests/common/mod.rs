@@ -433,3 +433,19 @@ pub const CONNECTOR_SECRETS: [(&str, &str); 8] = [
     ("OPERATOR_EMAIL", OPERATOR_EMAIL),
     ("WOOCOMMERCE_WEBHOOK_SECRET", WOOCOMMERCE_WEBHOOK_SECRET),
 ];
+
+/// Copies a sled data directory as its files are on disk, so a test can
+/// read it while the store that wrote it is still open: sled opens a
+/// directory once per process.
+pub fn copy_data_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("reading the data directory") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            std::fs::create_dir_all(&target).expect("creating a directory");
+            copy_data_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copying a file");
+        }
+    }
+}
