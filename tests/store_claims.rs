@@ -1,5 +1,6 @@
 //! Deduplication claims on real sled files: poll claims expire after a
-//! retention period, a repeated webhook key is a duplicate, and a webhook run
+//! retention period, a repeated webhook key is a duplicate (also when its
+//! copies arrive together), and a webhook run
 //! stored without its claim (the process stopped before the flush) is
 //! dropped on the next open.
 
@@ -161,4 +162,39 @@ async fn unclaimed_webhook_runs_dropped_on_open() {
         .await
         .expect("inserting");
     assert_eq!(inserted, Inserted::New);
+}
+
+#[tokio::test]
+async fn copies_in_one_flush_store_one_run() {
+    let data = TempDir::new().expect("data directory");
+    let store = SledStore::open(data.path()).expect("opening the store");
+    // Five deliveries, each sent four times at once, so copies share a
+    // flush.
+    let runs: Vec<Run> = (0..20)
+        .map(|n| webhook_run("orders", &format!("delivery-{}", n % 5)))
+        .collect();
+    let outcomes = futures::future::join_all(runs.iter().map(|run| {
+        let key = run.trigger.dedup_key.clone().expect("a key");
+        let store = &store;
+        async move { store.insert_run(run, Some(&key)).await.expect("inserting") }
+    }))
+    .await;
+
+    let mut stored = listed(&store);
+    stored.sort();
+    let mut new: Vec<String> = runs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| **outcome == Inserted::New)
+        .map(|(run, _)| run.id.clone())
+        .collect();
+    new.sort();
+    assert_eq!(new.len(), 5, "one run per delivery: {outcomes:?}");
+    assert_eq!(stored, new);
+    for (run, outcome) in runs.iter().zip(&outcomes) {
+        if let Inserted::Duplicate(first) = outcome {
+            let first = store.load_run(first).expect("loading").expect("stored");
+            assert_eq!(first.trigger.dedup_key, run.trigger.dedup_key);
+        }
+    }
 }
