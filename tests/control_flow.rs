@@ -476,3 +476,53 @@ on_failure:
     );
     assert_eq!(step(&run, "on_failure[0]").status, StepStatus::Succeeded);
 }
+
+#[tokio::test]
+async fn call_to_deleted_child_fails() {
+    let supplier = Supplier::accepting().await;
+    let project = Project::bundled();
+    project.add_workflow(
+        "child.yaml",
+        "name: child\ntrigger: manual\nsteps:\n  - id: reject\n    script: 'throw \"out of stock\"'\n",
+    );
+    project.add_workflow(
+        "parent.yaml",
+        "name: parent\ntrigger: manual\nsteps:\n  - id: ask\n    call: child\n",
+    );
+    let env = shop_env(&supplier);
+    let server = TestServer::start(&project, env.clone()).await;
+    let failed = server
+        .engine
+        .run_now("parent", TriggerEvent::manual(json!({})))
+        .await
+        .expect("running");
+    assert_eq!(failed.status, RunStatus::Failed);
+    let child_id = failed.steps[0]
+        .input
+        .as_ref()
+        .and_then(|input| input["child_run_id"].as_str())
+        .expect("the call step names its child")
+        .to_owned();
+    server.engine.store().sync().await.expect("flushing");
+
+    // Delete the failed child as retention would, and keep the parent.
+    let copy = tempfile::TempDir::new().expect("a second data directory");
+    copy_data_dir(server.data_path(), copy.path());
+    {
+        let db = sled::open(copy.path()).expect("opening the copy");
+        let runs = db.open_tree("runs").expect("the runs tree");
+        runs.remove(child_id.as_bytes())
+            .expect("deleting the child")
+            .expect("the child was stored");
+        db.flush().expect("flushing the copy");
+    }
+    let engine = tether::app::open(project.path(), copy.path(), &env).expect("opening the copy");
+    engine.retry(&failed.id).await.expect("retrying the parent");
+    let retried = engine.execute(&failed.id).await.expect("executing");
+
+    assert_eq!(retried.status, RunStatus::Failed);
+    let error = retried.steps[0].error.clone().unwrap_or_default();
+    assert!(error.contains(&child_id), "{error}");
+    assert!(error.contains("no longer exists"), "{error}");
+    assert!(error.contains("replay this run"), "{error}");
+}
