@@ -116,8 +116,18 @@ impl Engine {
             }
             query.before = page.last().map(|run| run.id.clone());
         }
+        self.retry_listed(workflow, matching).await
+    }
+
+    /// Retries each listed run of `workflow` and returns the ids retried.
+    /// A run deleted or retried since the listing is skipped.
+    pub(crate) async fn retry_listed(
+        &self,
+        workflow: &str,
+        listed: Vec<String>,
+    ) -> Result<Vec<String>, EngineError> {
         let mut retried = Vec::new();
-        for run_id in matching {
+        for run_id in listed {
             match self.retry(&run_id).await {
                 Ok(_) => retried.push(run_id),
                 // Deleted by retention, or retried by someone else, since

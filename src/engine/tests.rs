@@ -1,7 +1,8 @@
 //! Engine behaviour that needs the engine's private state. A stranded run,
 //! stored by a delivery that got an error, starts when the delivery is
 //! repeated. Retention waits while an operator retries a run. Reloads keep
-//! only the workflow versions runs may still use.
+//! only the workflow versions runs may still use. A bulk retry skips runs
+//! deleted or retried since its listing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -202,4 +203,45 @@ async fn reload_drops_unused_workflow_versions() {
         "the current version is kept"
     );
     assert_eq!(kept_versions.len(), 3);
+}
+
+#[tokio::test]
+async fn bulk_retry_skips_changed_runs() {
+    let setup = setup();
+    let mut failed = Vec::new();
+    for key in ["delivery-20", "delivery-21"] {
+        let mut run = setup
+            .engine
+            .create_run("deliveries", delivery(key))
+            .expect("creating the run");
+        setup
+            .store
+            .insert_run(&run, Some(key))
+            .await
+            .expect("storing the run");
+        run.status = RunStatus::Failed;
+        setup.store.save_run(&run).expect("saving the failure");
+        failed.push(run.id);
+    }
+    // Since the listing, one run was retried and another was deleted.
+    setup.engine.retry(&failed[0]).await.expect("retrying");
+    let deleted = "0190a4f2-0000-7000-8000-000000000000".to_string();
+    let listed = vec![deleted, failed[0].clone(), failed[1].clone()];
+
+    let retried = setup
+        .engine
+        .retry_listed("deliveries", listed)
+        .await
+        .expect("the bulk retry goes on past changed runs");
+
+    assert_eq!(retried, vec![failed[1].clone()]);
+    let status = |id: &str| {
+        setup
+            .store
+            .load_run(id)
+            .expect("loading")
+            .map(|run| run.status)
+    };
+    assert_eq!(status(&failed[0]), Some(RunStatus::Queued));
+    assert_eq!(status(&failed[1]), Some(RunStatus::Queued));
 }
