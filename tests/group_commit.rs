@@ -1,6 +1,8 @@
 //! Group commit on real sled files. A flush requested within a window waits
 //! for that window when nothing else needs a flush, and it ends with an
-//! urgent flush when one comes. What it covers is on disk afterwards.
+//! urgent flush when one comes. What it covers is on disk afterwards. A
+//! caller waiting for a run that has already ended gets the run back only once
+//! the end is on disk.
 
 mod common;
 
@@ -83,4 +85,46 @@ async fn windowed_flush_puts_header_on_disk() {
         .expect("load")
         .expect("the run is on disk");
     assert_eq!(stored.status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn waiting_for_ended_run_flushes_its_end() {
+    let project = common::Project::bundled();
+    project.add_workflow(
+        "note.yaml",
+        "name: note\ntrigger: manual\nsteps:\n  - id: note\n    script: '#{ noted: true }'\n",
+    );
+    let data = TempDir::new().expect("data directory");
+    let engine = tether::app::open(
+        project.path(),
+        data.path(),
+        &tether::workflow::Env::default(),
+    )
+    .expect("opening the engine");
+    // A run of script steps saves its end without requesting a flush.
+    let ended = engine
+        .run_now("note", TriggerEvent::manual(json!({})))
+        .await
+        .expect("running");
+    assert_eq!(ended.status, RunStatus::Succeeded);
+
+    let answered = engine
+        .wait_for_end(&ended.id, Duration::from_secs(10))
+        .await
+        .expect("waiting")
+        .expect("the run has ended");
+    let copy = TempDir::new().expect("copy directory");
+    copy_data_dir(data.path(), copy.path());
+
+    assert_eq!(answered.status, RunStatus::Succeeded);
+    let reopened = SledStore::open(copy.path()).expect("reopening the copy");
+    let stored = reopened
+        .load_run(&ended.id)
+        .expect("load")
+        .expect("the run is on disk");
+    assert_eq!(
+        stored.status,
+        RunStatus::Succeeded,
+        "the run was returned before its end was on disk"
+    );
 }
