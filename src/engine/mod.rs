@@ -58,6 +58,19 @@ pub enum EngineError {
     ShuttingDown,
 }
 
+/// State of storing a new run with a deduplication key. A copy of its
+/// event can arrive meanwhile and get the duplicate response, so the
+/// engine must still start the run if the storing then fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Storing {
+    /// Not returned yet.
+    InFlight,
+    /// Not returned yet, and a copy got the duplicate response.
+    Repeated,
+    /// Returned an error and no copy has come since.
+    Stranded,
+}
+
 /// Outcome of accepting a trigger event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submitted {
@@ -105,9 +118,9 @@ pub struct Engine {
     /// retention batch, so retention never deletes a run while a retry
     /// rewrites it.
     retries_or_retention: tokio::sync::RwLock<()>,
-    /// Runs whose storing returned an error, so they were never queued,
-    /// although they may be on disk (a failed flush, say).
-    stranded: Mutex<HashSet<String>>,
+    /// Runs with a deduplication key whose storing has not returned yet,
+    /// or returned an error (see [`Storing`]).
+    storing: Mutex<HashMap<String, Storing>>,
     stopping: AtomicBool,
     stop_signal: watch::Sender<bool>,
     tasks: TaskTracker,
@@ -159,7 +172,7 @@ impl Engine {
             fresh: Mutex::new(HashMap::new()),
             executing: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashSet::new()),
-            stranded: Mutex::new(HashSet::new()),
+            storing: Mutex::new(HashMap::new()),
             retries_or_retention: tokio::sync::RwLock::new(()),
             stopping: AtomicBool::new(false),
             stop_signal: watch::channel(false).0,
@@ -384,13 +397,17 @@ impl Engine {
         }
         let run = self.create_run(workflow, trigger)?;
         let dedup = run.trigger.dedup_key.clone();
+        if dedup.is_some() {
+            lock(&self.storing).insert(run.id.clone(), Storing::InFlight);
+        }
         let inserted = match self.store.insert_run(&run, dedup.as_deref()).await {
-            Ok(inserted) => inserted,
+            Ok(inserted) => {
+                lock(&self.storing).remove(&run.id);
+                inserted
+            }
             Err(error) => {
-                // Only a repeated delivery can pick the run up again, and
-                // only one with the same deduplication key finds it.
                 if dedup.is_some() {
-                    lock(&self.stranded).insert(run.id.clone());
+                    self.storing_failed(&run.id);
                 }
                 return Err(error.into());
             }
@@ -409,11 +426,41 @@ impl Engine {
             }
             Inserted::Duplicate(first) => {
                 tracing::info!(run_id = %first, workflow, "duplicate delivery ignored");
-                if lock(&self.stranded).remove(&first) {
-                    self.requeue_if_queued(&first);
-                }
+                self.repeated(&first);
                 Ok(Submitted::Duplicate(first))
             }
+        }
+    }
+
+    /// Records that storing run `run_id` returned an error. The run may be
+    /// on disk and claimed anyway (a failed flush, say), and then only a
+    /// repeated delivery can start it. If a repeat already arrived while
+    /// the run was being stored, this queues the run now.
+    fn storing_failed(&self, run_id: &str) {
+        let mut storing = lock(&self.storing);
+        if storing.remove(run_id) == Some(Storing::Repeated) {
+            drop(storing);
+            self.requeue_if_queued(run_id);
+        } else {
+            storing.insert(run_id.to_string(), Storing::Stranded);
+        }
+    }
+
+    /// Handles a repeated delivery of run `first`: queues it when its own
+    /// storing returned an error, and marks it when that storing has not
+    /// returned yet.
+    fn repeated(&self, first: &str) {
+        let mut storing = lock(&self.storing);
+        match storing.get(first) {
+            Some(Storing::Stranded) => {
+                storing.remove(first);
+                drop(storing);
+                self.requeue_if_queued(first);
+            }
+            Some(Storing::InFlight) => {
+                storing.insert(first.to_string(), Storing::Repeated);
+            }
+            Some(Storing::Repeated) | None => {}
         }
     }
 

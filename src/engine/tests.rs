@@ -1,8 +1,9 @@
 //! Engine behaviour that needs the engine's private state. A stranded run,
 //! stored by a delivery that got an error, starts when the delivery is
-//! repeated. Retention waits while an operator retries a run. Reloads keep
-//! only the workflow versions runs may still use. A bulk retry skips runs
-//! deleted or retried since its listing.
+//! repeated, also when the repeat came before the error. Retention waits
+//! while an operator retries a run. Reloads keep only the workflow versions
+//! runs may still use. A bulk retry skips runs deleted or retried since its
+//! listing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use super::run::{RunStatus, TriggerEvent, TriggerKind};
-use super::{Engine, Submitted, lock, retention};
+use super::{Engine, Storing, Submitted, lock, retention};
 use crate::expr::{Limits, ScriptEngine};
 use crate::store::{SledStore, Store};
 use crate::workflow::{Env, load_dir};
@@ -75,7 +76,7 @@ async fn repeated_delivery_starts_stranded_run() {
         .insert_run(&stranded, Some("delivery-9"))
         .await
         .expect("storing the run");
-    lock(&setup.engine.stranded).insert(stranded.id.clone());
+    lock(&setup.engine.storing).insert(stranded.id.clone(), Storing::Stranded);
 
     let repeated = setup
         .engine
@@ -91,7 +92,7 @@ async fn repeated_delivery_starts_stranded_run() {
     assert!(matches!(repeated, Submitted::Duplicate(ref id) if *id == stranded.id));
     let ended = ended.expect("the stranded run ended within 10 s");
     assert_eq!(ended.status, RunStatus::Succeeded);
-    assert!(lock(&setup.engine.stranded).is_empty());
+    assert!(lock(&setup.engine.storing).is_empty());
 }
 
 #[tokio::test]
@@ -121,6 +122,44 @@ async fn repeated_delivery_leaves_queued_run_alone() {
         queued.push(id);
     }
     assert_eq!(queued, vec![run_id]);
+}
+
+#[tokio::test]
+async fn delivery_repeated_during_failed_storing_starts_run() {
+    let setup = setup();
+    // Not started, so the queue can be read. The first delivery's run is
+    // written and claimed, but its storing has not returned yet.
+    let first = setup
+        .engine
+        .create_run("deliveries", delivery("delivery-12"))
+        .expect("creating the run");
+    setup
+        .store
+        .insert_run(&first, Some("delivery-12"))
+        .await
+        .expect("storing the run");
+    lock(&setup.engine.storing).insert(first.id.clone(), Storing::InFlight);
+
+    let repeated = setup
+        .engine
+        .submit("deliveries", delivery("delivery-12"))
+        .await
+        .expect("submitting again");
+    let mut queue = lock(&setup.engine.pending)
+        .take()
+        .expect("the engine was not started");
+    let queued_before = queue.try_recv().ok();
+    // Then the first delivery's storing returns an error.
+    setup.engine.storing_failed(&first.id);
+    let queued_after = queue.try_recv().ok();
+
+    assert!(matches!(repeated, Submitted::Duplicate(ref id) if *id == first.id));
+    assert_eq!(
+        queued_before, None,
+        "queued while its storing was in flight"
+    );
+    assert_eq!(queued_after, Some(first.id.clone()));
+    assert!(lock(&setup.engine.storing).is_empty());
 }
 
 #[tokio::test]
