@@ -120,6 +120,8 @@ pub struct Engine {
     retries_or_retention: tokio::sync::RwLock<()>,
     /// Runs with a deduplication key whose storing has not returned yet,
     /// or returned an error (see [`Storing`]).
+    // NOTE: a stranded entry stays until a repeated delivery comes, so a
+    // long disk outage leaves one entry per failed delivery.
     storing: Mutex<HashMap<String, Storing>>,
     stopping: AtomicBool,
     stop_signal: watch::Sender<bool>,
@@ -249,7 +251,8 @@ impl Engine {
     /// Starts a task for each schedule and poll workflow that has none, or
     /// whose version changed, and stops the tasks of workflows that are
     /// gone. Stopping a task mid-poll or mid-tick is safe: the runs it
-    /// starts carry deduplication keys.
+    /// starts carry deduplication keys, and a run being stored is queued
+    /// all the same (see [`Engine::submit`]).
     fn restart_trigger_tasks(self: &Arc<Self>) {
         let Some(clock) = lock(&self.clock).clone() else {
             return;
@@ -381,13 +384,33 @@ impl Engine {
     /// deduplication key seen before, stores nothing and returns the first
     /// run's id.
     pub async fn submit(
-        &self,
+        self: &Arc<Self>,
         workflow: &str,
         trigger: TriggerEvent,
     ) -> Result<Submitted, EngineError> {
         if self.is_stopping() {
             return Err(EngineError::ShuttingDown);
         }
+        // A sender that disconnects, or a reload that stops a trigger task,
+        // drops this future. Storing goes on in a task of its own, so a run
+        // that gets written and claimed is also queued.
+        let engine = Arc::clone(self);
+        let workflow = workflow.to_string();
+        let storing = self
+            .tasks
+            .spawn(async move { engine.store_and_queue(&workflow, trigger).await });
+        match storing.await {
+            Ok(submitted) => submitted,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(EngineError::ShuttingDown),
+        }
+    }
+
+    async fn store_and_queue(
+        &self,
+        workflow: &str,
+        trigger: TriggerEvent,
+    ) -> Result<Submitted, EngineError> {
         let debounce = self
             .registry()
             .workflow(workflow)
@@ -434,13 +457,13 @@ impl Engine {
 
     /// Records that storing run `run_id` returned an error. The run may be
     /// on disk and claimed anyway (a failed flush, say), and then only a
-    /// repeated delivery can start it. If a repeat already arrived while
+    /// repeated delivery or the next start can start it. If a repeat already arrived while
     /// the run was being stored, this queues the run now.
     fn storing_failed(&self, run_id: &str) {
         let mut storing = lock(&self.storing);
         if storing.remove(run_id) == Some(Storing::Repeated) {
             drop(storing);
-            self.requeue_if_queued(run_id);
+            self.queue_if_still_queued(run_id);
         } else {
             storing.insert(run_id.to_string(), Storing::Stranded);
         }
@@ -455,7 +478,7 @@ impl Engine {
             Some(Storing::Stranded) => {
                 storing.remove(first);
                 drop(storing);
-                self.requeue_if_queued(first);
+                self.queue_if_still_queued(first);
             }
             Some(Storing::InFlight) => {
                 storing.insert(first.to_string(), Storing::Repeated);
@@ -464,12 +487,12 @@ impl Engine {
         }
     }
 
-    /// Queues a stranded run that a repeated delivery names, while it is
-    /// still queued. Its first delivery got an error after the run was
-    /// written, so it is stored and claimed but was never queued, and
-    /// without this it would wait for the next start. Only stranded runs
-    /// come here: a run that `submit` queued is never queued twice.
-    fn requeue_if_queued(&self, run_id: &str) {
+    /// Queues a run whose storing returned an error, once a repeated
+    /// delivery shows the run is claimed, if the run is still queued. It
+    /// may be stored and claimed although `submit` never queued it, and
+    /// without this it would wait for the next start. Only such runs come
+    /// here, so a run is never queued twice.
+    fn queue_if_still_queued(&self, run_id: &str) {
         match self.store.load_run(run_id) {
             Ok(Some(run)) if run.status == RunStatus::Queued => {
                 let _ = self.queue.send(run.id);
@@ -477,7 +500,7 @@ impl Engine {
             Ok(_) => {}
             Err(error) => {
                 tracing::error!(%run_id, %error,
-                    "loading the run named by a repeated delivery failed; if it is queued, it starts when the engine next starts");
+                    "loading a run whose delivery was repeated failed; if it is queued, it starts when the engine next starts");
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Engine behaviour that needs the engine's private state. A stranded run,
 //! stored by a delivery that got an error, starts when the delivery is
-//! repeated, also when the repeat came before the error. Retention waits
+//! repeated, also when the repeat came before the error, and a run is
+//! queued even when its sender goes away during storing. Retention waits
 //! while an operator retries a run. Reloads keep only the workflow versions
 //! runs may still use. A bulk retry skips runs deleted or retried since its
 //! listing.
@@ -159,6 +160,32 @@ async fn delivery_repeated_during_failed_storing_starts_run() {
         "queued while its storing was in flight"
     );
     assert_eq!(queued_after, Some(first.id.clone()));
+    assert!(lock(&setup.engine.storing).is_empty());
+}
+
+#[tokio::test]
+async fn submit_dropped_while_storing_still_queues() {
+    let setup = setup();
+    // Not started, so the queue can be read. The submit is polled until it
+    // waits for its flush, then dropped, as when the sender disconnects.
+    let mut submit = Box::pin(setup.engine.submit("deliveries", delivery("delivery-14")));
+    let polled = futures::poll!(submit.as_mut());
+    drop(submit);
+    let mut queue = lock(&setup.engine.pending)
+        .take()
+        .expect("the engine was not started");
+    let queued = tokio::time::timeout(Duration::from_secs(10), queue.recv())
+        .await
+        .expect("the run was queued within 10 s")
+        .expect("the queue is open");
+
+    assert!(polled.is_pending(), "the submit finished before its flush");
+    let run = setup
+        .store
+        .load_run(&queued)
+        .expect("loading")
+        .expect("the queued run is stored");
+    assert_eq!(run.trigger.dedup_key.as_deref(), Some("delivery-14"));
     assert!(lock(&setup.engine.storing).is_empty());
 }
 
