@@ -203,6 +203,9 @@ async fn retention_waits_for_retry_in_progress() {
         .expect("storing the run");
     failed.status = RunStatus::Failed;
     setup.store.save_run(&failed).expect("saving the failure");
+    // Retention deletes runs created before the millisecond its pass starts
+    // in, and run ids count milliseconds.
+    tokio::time::sleep(Duration::from_millis(5)).await;
 
     // The guard a retry takes from loading the run until it is queued again.
     let retrying = setup.engine.retries_or_retention.read().await;
