@@ -121,7 +121,7 @@ pub struct Engine {
     /// Runs with a deduplication key whose storing has not returned yet,
     /// or returned an error (see [`Storing`]).
     // NOTE: a stranded entry stays until a repeated delivery comes, so a
-    // long disk outage leaves one entry per failed delivery.
+    // long disk outage leaves one entry per run whose flush failed.
     storing: Mutex<HashMap<String, Storing>>,
     stopping: AtomicBool,
     stop_signal: watch::Sender<bool>,
@@ -430,7 +430,19 @@ impl Engine {
             }
             Err(error) => {
                 if dedup.is_some() {
-                    self.storing_failed(&run.id);
+                    match &error {
+                        // Written but maybe not flushed, or unknown.
+                        StoreError::NotFlushed {
+                            inserted: Inserted::New,
+                            ..
+                        }
+                        | StoreError::FlusherGone => self.storing_failed(&run.id),
+                        // A duplicate, or a write that failed before the
+                        // claim: no repeat can name this run.
+                        _ => {
+                            lock(&self.storing).remove(&run.id);
+                        }
+                    }
                 }
                 return Err(error.into());
             }

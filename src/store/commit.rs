@@ -172,9 +172,13 @@ fn commit_loop(durable: &Durable, writer: &RunWriter, receiver: &mpsc::Receiver<
             let _ = reply.send(outcome.clone());
         }
         for (written, reply) in inserts.drain(..) {
-            let response = match &outcome {
-                Ok(()) => written,
-                Err(message) => Err(flush_error(message.clone())),
+            let response = match (&outcome, written) {
+                (Ok(()), written) => written,
+                (Err(message), Ok(inserted)) => Err(StoreError::NotFlushed {
+                    inserted,
+                    message: message.clone(),
+                }),
+                (Err(_), Err(error)) => Err(error),
             };
             let _ = reply.send(response);
         }

@@ -29,6 +29,10 @@ pub enum StoreError {
     },
     #[error("could not encode record: {0}")]
     Encode(#[source] serde_json::Error),
+    /// The run was written, but the flush that should cover it failed, so
+    /// it may or may not survive a crash.
+    #[error("storing the run failed: flushing the store failed: {message}")]
+    NotFlushed { inserted: Inserted, message: String },
     #[error("the flush thread has stopped")]
     FlusherGone,
     /// A key-value operation that cannot apply, such as incrementing text.

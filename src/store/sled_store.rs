@@ -463,8 +463,13 @@ impl Store for SledStore {
             CommitMode::Group => self.commit.insert(new).await,
             CommitMode::PerSync => {
                 let inserted = self.trees.write_new_run(&new)?;
-                self.sync().await?;
-                Ok(inserted)
+                match self.sync().await {
+                    Ok(()) => Ok(inserted),
+                    Err(error) => Err(StoreError::NotFlushed {
+                        inserted,
+                        message: error.to_string(),
+                    }),
+                }
             }
         }
     }
