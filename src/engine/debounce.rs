@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::run::{Run, RunStatus, TriggerEvent};
 use super::{Engine, EngineError, Submitted};
 use crate::expr::Context;
-use crate::store::Inserted;
+use crate::store::{Inserted, StoreError};
 use crate::workflow::model::Debounce;
 
 fn state_key(workflow: &str, key: &str) -> String {
@@ -54,8 +54,22 @@ pub(super) async fn submit(
     run.wake_at = Some(wake_at);
     run.debounce_key = Some(key.clone());
     let dedup = run.trigger.dedup_key.clone();
-    if let Inserted::Duplicate(first) = engine.store.insert_run(&run, dedup.as_deref()).await? {
-        return Ok(Submitted::Duplicate(first));
+    match engine.store.insert_run(&run, dedup.as_deref()).await {
+        Ok(Inserted::New) => {}
+        Ok(Inserted::Duplicate(first)) => return Ok(Submitted::Duplicate(first)),
+        Err(
+            error @ StoreError::NotFlushed {
+                inserted: Inserted::New,
+                ..
+            },
+        ) => {
+            // The run is written and may be on disk: it still gets its
+            // timer, and a repeated event folds into it.
+            engine.store.put_state(&state, run.id.as_bytes())?;
+            engine.schedule(wake_at, &run.id);
+            return Err(error.into());
+        }
+        Err(error) => return Err(error.into()),
     }
     engine.store.put_state(&state, run.id.as_bytes())?;
     engine.store.sync().await?;

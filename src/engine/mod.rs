@@ -54,7 +54,7 @@ pub enum EngineError {
         status: RunStatus,
         hint: &'static str,
     },
-    #[error("the engine is shutting down")]
+    #[error("the engine is shutting down; send the request again later")]
     ShuttingDown,
 }
 
@@ -119,7 +119,8 @@ pub struct Engine {
     /// rewrites it.
     retries_or_retention: tokio::sync::RwLock<()>,
     /// Runs with a deduplication key whose storing has not returned yet,
-    /// or returned an error (see [`Storing`]).
+    /// or returned an error after they were written, or when the flush
+    /// thread was gone (see [`Storing`]).
     // NOTE: a stranded entry stays until a repeated delivery comes, so a
     // long disk outage leaves one entry per run whose flush failed.
     storing: Mutex<HashMap<String, Storing>>,
@@ -382,7 +383,7 @@ impl Engine {
 
     /// Stores a run for `workflow` durably and queues it. With a
     /// deduplication key seen before, stores nothing and returns the first
-    /// run's id.
+    /// run's id. Storing goes on when the returned future is dropped.
     pub async fn submit(
         self: &Arc<Self>,
         workflow: &str,
@@ -396,12 +397,20 @@ impl Engine {
         // that gets written and claimed is also queued.
         let engine = Arc::clone(self);
         let workflow = workflow.to_string();
-        let storing = self
-            .tasks
-            .spawn(async move { engine.store_and_queue(&workflow, trigger).await });
+        let storing = self.tasks.spawn(async move {
+            // Shutdown may have waited for the tasks between the check
+            // above and this spawn, and then this task is not waited for.
+            if engine.is_stopping() {
+                return Err(EngineError::ShuttingDown);
+            }
+            engine.store_and_queue(&workflow, trigger).await
+        });
         match storing.await {
             Ok(submitted) => submitted,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Only the end of the runtime cancels the task. A run it wrote
+            // is claimed, so a repeat gets the duplicate response and the
+            // run resumes on the next start.
             Err(_) => Err(EngineError::ShuttingDown),
         }
     }
@@ -468,7 +477,7 @@ impl Engine {
     }
 
     /// Records that storing run `run_id` returned an error. The run may be
-    /// on disk and claimed anyway (a failed flush, say), and then only a
+    /// on disk and claimed anyway (a failed flush), and then only a
     /// repeated delivery or the next start can start it. If a repeat already arrived while
     /// the run was being stored, this queues the run now.
     fn storing_failed(&self, run_id: &str) {

@@ -166,8 +166,8 @@ async fn delivery_repeated_during_failed_storing_starts_run() {
 #[tokio::test]
 async fn submit_dropped_while_storing_still_queues() {
     let setup = setup();
-    // Not started, so the queue can be read. The submit is polled until it
-    // waits for its flush, then dropped, as when the sender disconnects.
+    // Not started, so the queue can be read. The submit is polled once and
+    // then dropped, as when the sender disconnects.
     let mut submit = Box::pin(setup.engine.submit("deliveries", delivery("delivery-14")));
     let polled = futures::poll!(submit.as_mut());
     drop(submit);
@@ -179,7 +179,7 @@ async fn submit_dropped_while_storing_still_queues() {
         .expect("the run was queued within 10 s")
         .expect("the queue is open");
 
-    assert!(polled.is_pending(), "the submit finished before its flush");
+    assert!(polled.is_pending(), "the submit finished at its first poll");
     let run = setup
         .store
         .load_run(&queued)

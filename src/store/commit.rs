@@ -155,7 +155,7 @@ fn commit_loop(durable: &Durable, writer: &RunWriter, receiver: &mpsc::Receiver<
                         tracing::error!(run_id = %run.id, workflow = %run.workflow, %error,
                             "storing a new run failed");
                     }
-                    inserts.push((written, reply));
+                    inserts.push((run.id.clone(), written, reply));
                 }
             }
         }
@@ -171,10 +171,11 @@ fn commit_loop(durable: &Durable, writer: &RunWriter, receiver: &mpsc::Receiver<
         for reply in syncs.drain(..) {
             let _ = reply.send(outcome.clone());
         }
-        for (written, reply) in inserts.drain(..) {
+        for (run_id, written, reply) in inserts.drain(..) {
             let response = match (&outcome, written) {
                 (Ok(()), written) => written,
                 (Err(message), Ok(inserted)) => Err(StoreError::NotFlushed {
+                    run_id,
                     inserted,
                     message: message.clone(),
                 }),

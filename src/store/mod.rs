@@ -29,10 +29,17 @@ pub enum StoreError {
     },
     #[error("could not encode record: {0}")]
     Encode(#[source] serde_json::Error),
-    /// The run was written, but the flush that should cover it failed, so
-    /// it may or may not survive a crash.
-    #[error("storing the run failed: flushing the store failed: {message}")]
-    NotFlushed { inserted: Inserted, message: String },
+    /// The flush after a new run's write failed, so what was written may
+    /// or may not survive a crash.
+    #[error(
+        "flushing the store after run {run_id} failed: {message}; check the disk of the data directory. A run that was written starts when its event is delivered again or when the engine restarts"
+    )]
+    NotFlushed {
+        run_id: String,
+        /// What the write did: stored the run, or found a duplicate.
+        inserted: Inserted,
+        message: String,
+    },
     #[error("the flush thread has stopped")]
     FlusherGone,
     /// A key-value operation that cannot apply, such as incrementing text.

@@ -466,8 +466,12 @@ impl Store for SledStore {
                 match self.sync().await {
                     Ok(()) => Ok(inserted),
                     Err(error) => Err(StoreError::NotFlushed {
+                        run_id: run.id.clone(),
                         inserted,
-                        message: error.to_string(),
+                        message: match error {
+                            StoreError::Sled(error) => error.to_string(),
+                            other => other.to_string(),
+                        },
                     }),
                 }
             }
