@@ -36,7 +36,7 @@ pub enum StoreError {
     )]
     NotFlushed {
         run_id: String,
-        /// What the write did: stored the run, or found a duplicate.
+        /// Outcome of the write: the run stored, or a duplicate found.
         inserted: Inserted,
         message: String,
     },
