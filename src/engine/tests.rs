@@ -62,21 +62,28 @@ fn delivery(id: &str) -> TriggerEvent {
     }
 }
 
+/// Stores a queued run of `deliveries` for the delivery `key`, as the
+/// commit thread writes it, without queueing it.
+async fn stored_run(setup: &Setup, key: &str) -> super::run::Run {
+    let run = setup
+        .engine
+        .create_run("deliveries", delivery(key))
+        .expect("creating the run");
+    setup
+        .store
+        .insert_run(&run, Some(key))
+        .await
+        .expect("storing the run");
+    run
+}
+
 #[tokio::test]
 async fn repeated_delivery_starts_stranded_run() {
     let setup = setup();
     setup.engine.start().expect("starting the engine");
     // What `submit` leaves when storing returns an error after the write:
     // the run is stored and claimed, but never queued.
-    let stranded = setup
-        .engine
-        .create_run("deliveries", delivery("delivery-9"))
-        .expect("creating the run");
-    setup
-        .store
-        .insert_run(&stranded, Some("delivery-9"))
-        .await
-        .expect("storing the run");
+    let stranded = stored_run(&setup, "delivery-9").await;
     lock(&setup.engine.storing).insert(stranded.id.clone(), Storing::Stranded);
 
     let repeated = setup
@@ -130,15 +137,7 @@ async fn delivery_repeated_during_failed_storing_starts_run() {
     let setup = setup();
     // Not started, so the queue can be read. The first delivery's run is
     // written and claimed, but its storing has not returned yet.
-    let first = setup
-        .engine
-        .create_run("deliveries", delivery("delivery-12"))
-        .expect("creating the run");
-    setup
-        .store
-        .insert_run(&first, Some("delivery-12"))
-        .await
-        .expect("storing the run");
+    let first = stored_run(&setup, "delivery-12").await;
     lock(&setup.engine.storing).insert(first.id.clone(), Storing::InFlight);
 
     let repeated = setup
@@ -192,15 +191,7 @@ async fn submit_dropped_while_storing_still_queues() {
 #[tokio::test]
 async fn retention_waits_for_retry_in_progress() {
     let setup = setup();
-    let mut failed = setup
-        .engine
-        .create_run("deliveries", delivery("delivery-11"))
-        .expect("creating the run");
-    setup
-        .store
-        .insert_run(&failed, Some("delivery-11"))
-        .await
-        .expect("storing the run");
+    let mut failed = stored_run(&setup, "delivery-11").await;
     failed.status = RunStatus::Failed;
     setup.store.save_run(&failed).expect("saving the failure");
     // Retention deletes runs created before the millisecond its pass starts
@@ -279,15 +270,7 @@ async fn bulk_retry_skips_changed_runs() {
     let setup = setup();
     let mut failed = Vec::new();
     for key in ["delivery-20", "delivery-21"] {
-        let mut run = setup
-            .engine
-            .create_run("deliveries", delivery(key))
-            .expect("creating the run");
-        setup
-            .store
-            .insert_run(&run, Some(key))
-            .await
-            .expect("storing the run");
+        let mut run = stored_run(&setup, key).await;
         run.status = RunStatus::Failed;
         setup.store.save_run(&run).expect("saving the failure");
         failed.push(run.id);
