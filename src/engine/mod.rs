@@ -726,8 +726,8 @@ impl Engine {
     }
 
     /// Stops taking new events and starting steps, then waits up to `grace`
-    /// for steps in flight. What is left stays in the store and resumes on
-    /// the next start.
+    /// for steps in flight and for new runs being stored. What is left
+    /// stays in the store and resumes on the next start.
     pub async fn shutdown(&self, grace: Duration) {
         self.stopping.store(true, Ordering::SeqCst);
         self.stop_signal.send_replace(true);
@@ -735,7 +735,7 @@ impl Engine {
         tracing::info!(
             in_flight = self.tasks.len(),
             grace_s = grace.as_secs_f64(),
-            "waiting for steps in flight"
+            "waiting for steps in flight and runs being stored"
         );
         if tokio::time::timeout(grace, self.tasks.wait())
             .await
