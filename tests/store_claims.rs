@@ -165,7 +165,7 @@ async fn unclaimed_webhook_runs_dropped_on_open() {
 }
 
 #[tokio::test]
-async fn copies_in_one_flush_store_one_run() {
+async fn copies_in_one_flush_store_once() {
     let data = TempDir::new().expect("data directory");
     let store = SledStore::open(data.path()).expect("opening the store");
     // Five deliveries, each sent four times at once, so copies share a

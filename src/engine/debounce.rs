@@ -54,26 +54,26 @@ pub(super) async fn submit(
     run.wake_at = Some(wake_at);
     run.debounce_key = Some(key.clone());
     let dedup = run.trigger.dedup_key.clone();
-    match engine.store.insert_run(&run, dedup.as_deref()).await {
-        Ok(Inserted::New) => {}
+    let not_flushed = match engine.store.insert_run(&run, dedup.as_deref()).await {
+        Ok(Inserted::New) => None,
         Ok(Inserted::Duplicate(first)) => return Ok(Submitted::Duplicate(first)),
+        // The run is written and may be on disk, so it still gets its timer,
+        // and a repeated event folds into it.
         Err(
             error @ StoreError::NotFlushed {
                 inserted: Inserted::New,
                 ..
             },
-        ) => {
-            // The run is written and may be on disk: it still gets its
-            // timer, and a repeated event folds into it.
-            engine.store.put_state(&state, run.id.as_bytes())?;
-            engine.schedule(wake_at, &run.id);
-            return Err(error.into());
-        }
+        ) => Some(error),
         Err(error) => return Err(error.into()),
-    }
+    };
     engine.store.put_state(&state, run.id.as_bytes())?;
-    engine.store.sync().await?;
+    let flushed = match not_flushed {
+        None => engine.store.sync().await,
+        Some(error) => Err(error),
+    };
     engine.schedule(wake_at, &run.id);
+    flushed?;
     tracing::info!(run_id = %run.id, workflow, key, wake_at = %wake_at.to_rfc3339(), "debounced run waiting for its window");
     Ok(Submitted::New(run.id))
 }

@@ -439,19 +439,7 @@ impl Engine {
             }
             Err(error) => {
                 if dedup.is_some() {
-                    match &error {
-                        // Written but maybe not flushed, or unknown.
-                        StoreError::NotFlushed {
-                            inserted: Inserted::New,
-                            ..
-                        }
-                        | StoreError::FlusherGone => self.storing_failed(&run.id),
-                        // A duplicate, or a write that failed before the
-                        // claim: no repeat can name this run.
-                        _ => {
-                            lock(&self.storing).remove(&run.id);
-                        }
-                    }
+                    self.storing_returned(&run.id, &error);
                 }
                 return Err(error.into());
             }
@@ -476,10 +464,27 @@ impl Engine {
         }
     }
 
-    /// Records that storing run `run_id` returned an error. The run may be
-    /// on disk and claimed anyway (a failed flush), and then only a
-    /// repeated delivery or the next start can start it. If a repeat already arrived while
-    /// the run was being stored, this queues the run now.
+    /// Records the error that storing run `run_id` returned. Only a run
+    /// that was written, or whose fate is unknown, can be claimed.
+    fn storing_returned(&self, run_id: &str, error: &StoreError) {
+        match error {
+            StoreError::NotFlushed {
+                inserted: Inserted::New,
+                ..
+            }
+            | StoreError::FlusherGone => self.storing_failed(run_id),
+            // A duplicate, or a write that failed before the claim, so no
+            // repeat can name this run.
+            _ => {
+                lock(&self.storing).remove(run_id);
+            }
+        }
+    }
+
+    /// Records that storing run `run_id` failed after its write. The run
+    /// may be on disk and claimed, and then only a repeated delivery or the
+    /// next start can start it. If a repeat arrived while the run was being
+    /// stored, this queues the run now.
     fn storing_failed(&self, run_id: &str) {
         let mut storing = lock(&self.storing);
         if storing.remove(run_id) == Some(Storing::Repeated) {

@@ -133,7 +133,7 @@ async fn repeated_delivery_leaves_queued_run_alone() {
 }
 
 #[tokio::test]
-async fn delivery_repeated_during_failed_storing_starts_run() {
+async fn repeat_before_storing_error_starts_run() {
     let setup = setup();
     // Not started, so the queue can be read. The first delivery's run is
     // written and claimed, but its storing has not returned yet.

@@ -32,7 +32,7 @@ pub enum StoreError {
     /// The flush after a new run's write failed, so what was written may
     /// or may not survive a crash.
     #[error(
-        "flushing the store after run {run_id} failed: {message}; check the disk of the data directory. A run that was written starts when its event is delivered again or when the engine restarts"
+        "flushing the store after run {run_id} failed: {message}. Check the disk of the data directory. A run that was written starts when its event is delivered again or when the engine restarts"
     )]
     NotFlushed {
         run_id: String,
