@@ -6,7 +6,12 @@
 //! engine only storing runs ("ingest only") and with it also executing them
 //! on the same cores ("runs executing").
 //!
-//! `cargo bench --bench webhook_ingest -- [REQUESTS] [CONCURRENCY] [bare|none|group|per-event] [--ingest-only]`
+//! Each request sends `{"name":"request N"}` unless `--body=FILE` names a
+//! JSON object to send instead, such as a store's order payload; the
+//! request's number is then added to it as `"n"`, so no two bodies are the
+//! same.
+//!
+//! `cargo bench --bench webhook_ingest -- [REQUESTS] [CONCURRENCY] [bare|none|group|per-event] [--ingest-only] [--body=FILE]`
 
 mod support;
 
@@ -22,12 +27,20 @@ fn main() {
         .find(|a| !a.starts_with("--") && a.parse::<usize>().is_err());
     let wanted = |mode: &str| only.as_deref().is_none_or(|only| only == mode);
     let ingest_only = std::env::args().any(|a| a == "--ingest-only");
+    let body = std::env::args()
+        .find_map(|a| a.strip_prefix("--body=").map(str::to_string))
+        .map(|path| Payload::read(&path));
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
     let requests = args.first().copied().unwrap_or(20_000);
     let concurrency = args.get(1).copied().unwrap_or(32);
+    let load = Load {
+        requests,
+        concurrency,
+        body,
+    };
     tether::app::install_tls_provider();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     println!(
@@ -39,14 +52,14 @@ fn main() {
         let hello = ["workflows/hello.yaml"];
         if wanted("bare") {
             let bare = bare_axum().await;
-            report("bare axum handler (202 only)", requests, concurrency, bare).await;
+            report("bare axum handler (202 only)", &load, bare).await;
         }
         let mut baseline = None;
         if wanted("none") {
             let none =
                 support::serve_with(&hello, &[], Env::default(), CommitMode::Group, false, true)
                     .await;
-            let rate = report("no storage (same server)", requests, concurrency, none.addr).await;
+            let rate = report("no storage (same server)", &load, none.addr).await;
             baseline = Some(rate);
         }
         let modes = [
@@ -58,13 +71,7 @@ fn main() {
                 continue;
             }
             let stored = support::serve_with(&hello, &[], Env::default(), mode, false, false).await;
-            let rate = report(
-                &format!("{label}, ingest only"),
-                requests,
-                concurrency,
-                stored.addr,
-            )
-            .await;
+            let rate = report(&format!("{label}, ingest only"), &load, stored.addr).await;
             if let Some(baseline) = baseline {
                 println!(
                     "    {:.0} % of the no-storage figure",
@@ -75,25 +82,62 @@ fn main() {
                 continue;
             }
             let executing = support::serve(&hello, &[], Env::default(), mode).await;
-            report(
-                &format!("{label}, runs executing"),
-                requests,
-                concurrency,
-                executing.addr,
-            )
-            .await;
+            report(&format!("{label}, runs executing"), &load, executing.addr).await;
         }
     });
 }
 
+struct Load {
+    requests: usize,
+    concurrency: usize,
+    body: Option<Payload>,
+}
+
+/// A JSON object sent as every request's body, split after its opening
+/// brace so each request can add its number.
+#[derive(Clone)]
+struct Payload {
+    rest: String,
+}
+
+impl Payload {
+    fn read(path: &str) -> Self {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|error| panic!("reading the body file {path}: {error}"));
+        let Some(rest) = text.trim_start().strip_prefix('{') else {
+            panic!("the body file {path} must hold a JSON object");
+        };
+        Payload {
+            rest: rest.to_string(),
+        }
+    }
+
+    fn numbered(&self, n: usize) -> String {
+        if self.rest.trim_start().starts_with('}') {
+            return format!("{{\"n\":{n}}}");
+        }
+        format!("{{\"n\":{n},{}", self.rest)
+    }
+}
+
 /// Sends the load, prints the figure and returns it.
-async fn report(label: &str, requests: usize, concurrency: usize, addr: SocketAddr) -> f64 {
+async fn report(label: &str, load: &Load, addr: SocketAddr) -> f64 {
+    let Load {
+        requests,
+        concurrency,
+        ..
+    } = *load;
     let url = format!("http://{addr}/hooks/hello");
+    let payload = load.body.clone();
     let started = support::load(requests, concurrency, 202, move |client, n| {
+        let body = match &payload {
+            Some(payload) => payload.numbered(n),
+            None => format!("{{\"name\":\"request {n}\"}}"),
+        };
         client
             .post(&url)
             .header("content-type", "application/json")
-            .body(format!("{{\"name\":\"request {n}\"}}"))
+            .body(body)
     })
     .await;
     let elapsed = started.elapsed();

@@ -227,6 +227,31 @@ async fn hex_signature_needs_its_prefix() {
     assert_eq!(response.status(), StatusCode::ACCEPTED);
 }
 
+#[tokio::test]
+async fn stored_event_reads_back_its_body() {
+    let (_supplier, server) = server().await;
+    let order = fixture("shopify-orders-create.json");
+    let digest = hex::encode(hmac(GITHUB_SECRET, &[order.as_slice()]));
+    let headers = [
+        ("X-Hub-Signature-256", format!("sha256={digest}")),
+        ("Content-Type", "application/json".to_string()),
+    ];
+
+    let response = post(&server, "/hooks/github", &headers, order.clone()).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let run = server.wait_for_run(&run_id_of(response).await).await;
+
+    let expected: Value = serde_json::from_slice(&order).expect("the fixture is JSON");
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["trigger"]["body"], expected);
+    assert_eq!(
+        run["trigger"]["raw"],
+        String::from_utf8(order).expect("UTF-8")
+    );
+    assert!(run["trigger"].get("body_from_raw").is_none(), "{run}");
+    assert_eq!(run["steps"][0]["output"], expected);
+}
+
 fn stripe_header(timestamp: i64, body: &[u8]) -> String {
     let stamp = format!("{timestamp}.");
     let digest = hex::encode(hmac(STRIPE_SECRET, &[stamp.as_bytes(), body]));

@@ -44,6 +44,21 @@ impl Redactor {
             .any(|secret| text.contains(secret.as_str()))
     }
 
+    /// Whether a string of a JSON value, or a key, contains a secret value.
+    fn finds_secret_in(&self, value: &Value) -> bool {
+        if self.secrets.is_empty() {
+            return false;
+        }
+        match value {
+            Value::String(text) => self.finds_secret(text),
+            Value::Array(items) => items.iter().any(|item| self.finds_secret_in(item)),
+            Value::Object(fields) => fields
+                .iter()
+                .any(|(key, field)| self.finds_secret(key) || self.finds_secret_in(field)),
+            _ => false,
+        }
+    }
+
     /// Masks secrets in every string of a JSON value in place, keys included.
     pub fn mask(&self, value: &mut Value) {
         if self.secrets.is_empty() {
@@ -90,6 +105,15 @@ impl Redactor {
 /// stored. The raw body is kept as received, because signatures are checked
 /// over it; secrets are masked in it only when they appear literally.
 pub fn mask_trigger(redactor: &Redactor, trigger: &mut super::run::TriggerEvent) {
+    // Masking changes the body and the text apart, so both are stored.
+    let secret_in_body = trigger
+        .raw
+        .as_deref()
+        .is_some_and(|raw| redactor.finds_secret(raw))
+        || redactor.finds_secret_in(&trigger.body);
+    if secret_in_body {
+        trigger.body_from_raw = None;
+    }
     for (name, value) in trigger.headers.iter_mut() {
         if SENSITIVE_HEADERS.contains(&name.as_str()) {
             *value = Value::String(MASK.to_string());
@@ -128,6 +152,27 @@ mod tests {
         assert_eq!(value, expected);
         assert_eq!(value["a"][0], "[redacted]!");
         assert!(value.get("[redacted]").is_some());
+    }
+
+    #[test]
+    fn masked_body_is_stored_apart_from_its_text() {
+        use crate::engine::run::{BodyEncoding, TriggerEvent};
+        let redactor = Redactor::new(["tok_123".to_string()]);
+        let event = |raw: &str| TriggerEvent {
+            body: serde_json::from_str(raw).expect("valid JSON"),
+            raw: Some(raw.to_string()),
+            body_from_raw: Some(BodyEncoding::Json),
+            ..TriggerEvent::default()
+        };
+        // Only the parsed string holds the secret, so only it is masked.
+        let mut escaped = event(r#"{"token":"tok\u005f123"}"#);
+        mask_trigger(&redactor, &mut escaped);
+        assert_eq!(escaped.body["token"], "[redacted]");
+        assert_eq!(escaped.body_from_raw, None);
+
+        let mut plain = event(r#"{"token":"none here"}"#);
+        mask_trigger(&redactor, &mut plain);
+        assert_eq!(plain.body_from_raw, Some(BodyEncoding::Json));
     }
 
     #[test]

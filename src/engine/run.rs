@@ -91,10 +91,17 @@ pub enum TriggerKind {
 pub struct TriggerEvent {
     pub kind: TriggerKind,
     /// Parsed body: JSON, or a map for form-encoded bodies, or a string.
+    /// Missing from a stored event whose `body_from_raw` is set.
+    #[serde(default)]
     pub body: Value,
     /// Body text exactly as received, for webhooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+    /// Set when `body` is exactly `raw` parsed this way, so the store keeps
+    /// only `raw` and parses it again when it reads the event. Shown
+    /// nowhere else.
+    #[serde(default, skip_serializing)]
+    pub body_from_raw: Option<BodyEncoding>,
     /// Header names in lower case.
     #[serde(default)]
     pub headers: Map<String, Value>,
@@ -114,6 +121,25 @@ pub struct TriggerEvent {
     pub received_at: DateTime<Utc>,
 }
 
+/// How a webhook body was parsed into a trigger event's `body`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyEncoding {
+    Json,
+    /// Kept as one string.
+    Text,
+}
+
+impl BodyEncoding {
+    /// Parses `raw` the way the body was parsed when it arrived.
+    pub fn parse(self, raw: &str) -> Result<Value, serde_json::Error> {
+        match self {
+            BodyEncoding::Json => serde_json::from_str(raw),
+            BodyEncoding::Text => Ok(Value::String(raw.to_string())),
+        }
+    }
+}
+
 impl Default for TriggerEvent {
     /// An empty manual event, standing in where the event was not loaded.
     fn default() -> Self {
@@ -121,6 +147,7 @@ impl Default for TriggerEvent {
             kind: TriggerKind::Manual,
             body: Value::Null,
             raw: None,
+            body_from_raw: None,
             headers: Map::new(),
             query: Map::new(),
             dedup_key: None,
@@ -137,6 +164,7 @@ impl TriggerEvent {
             kind: TriggerKind::Manual,
             body,
             raw: None,
+            body_from_raw: None,
             headers: Map::new(),
             query: Map::new(),
             dedup_key: None,

@@ -10,6 +10,7 @@ mod commit;
 mod durable;
 mod run_index;
 mod sled_store;
+mod trigger_format;
 
 pub use sled_store::{CommitMode, SledStore};
 

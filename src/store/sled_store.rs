@@ -23,6 +23,7 @@ use sled::{IVec, Transactional};
 use super::commit::{GroupCommit, NewRun};
 use super::durable::Durable;
 use super::run_index;
+use super::trigger_format;
 use super::{Inserted, KvWrite, Result, RunQuery, Store, StoreError, id_bound};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -449,7 +450,7 @@ impl Store for SledStore {
             workflow: run.workflow.clone(),
             status: run.status,
             header: header_bytes(run)?,
-            trigger: encode(&run.trigger)?,
+            trigger: trigger_format::encode(&run.trigger).map_err(StoreError::Encode)?,
             claim: dedup.map(|dedup| dedup_key(&run.workflow, dedup)),
             claim_in_transaction: claim_in_transaction(
                 run.trigger.kind,
@@ -520,9 +521,10 @@ impl Store for SledStore {
     }
 
     fn save_trigger(&self, run_id: &str, trigger: &TriggerEvent) -> Result<()> {
-        self.trees
-            .triggers
-            .insert(run_id.as_bytes(), encode(trigger)?)?;
+        self.trees.triggers.insert(
+            run_id.as_bytes(),
+            trigger_format::encode(trigger).map_err(StoreError::Encode)?,
+        )?;
         Ok(())
     }
 
@@ -567,7 +569,11 @@ impl Store for SledStore {
         };
         let mut run: Run = decode(id.as_bytes(), &bytes)?;
         if let Some(trigger) = self.trees.triggers.get(id.as_bytes())? {
-            run.trigger = decode(id.as_bytes(), &trigger)?;
+            run.trigger =
+                trigger_format::decode(&trigger).map_err(|source| StoreError::Corrupt {
+                    key: id.to_string(),
+                    source,
+                })?;
         }
         let prefix = format!("{id}/");
         for entry in self.steps.scan_prefix(prefix.as_bytes()) {

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use crate::engine::run::{TriggerEvent, TriggerKind};
+use crate::engine::run::{BodyEncoding, TriggerEvent, TriggerKind};
 use crate::trigger::timestamped::verify_timestamped;
 use crate::workflow::model::{HmacVerify, SignatureEncoding, Verify, WebhookTrigger};
 
@@ -82,7 +82,7 @@ pub fn event_from_request(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let parsed = parse_body(&content_type, body)?;
+    let (parsed, body_from_raw) = parse_body(&content_type, body)?;
 
     let mut header_map = Map::new();
     for (name, value) in headers {
@@ -102,6 +102,7 @@ pub fn event_from_request(
         kind: TriggerKind::Webhook,
         body: parsed,
         raw: Some(String::from_utf8_lossy(body).into_owned()),
+        body_from_raw,
         headers: header_map,
         query: query_map,
         dedup_key,
@@ -112,26 +113,32 @@ pub fn event_from_request(
 }
 
 /// JSON for JSON content types (and for bodies without one that parse as
-/// JSON), a map for form-encoded bodies, text otherwise.
-fn parse_body(content_type: &str, body: &[u8]) -> Result<Value, String> {
+/// JSON), a map for form-encoded bodies, text otherwise. Also says how the
+/// body can be parsed again from its text, where that gives the same value
+/// and a search of the stored text finds what a search of the value would.
+fn parse_body(content_type: &str, body: &[u8]) -> Result<(Value, Option<BodyEncoding>), String> {
     let media = content_type.split(';').next().unwrap_or("").trim();
+    // Escapes read differently in the text than in the parsed strings.
+    let json_from_raw = (!body.contains(&b'\\')).then_some(BodyEncoding::Json);
     if media == "application/json" || media.ends_with("+json") {
-        return serde_json::from_slice(body)
-            .map_err(|error| format!("body is not valid JSON: {error}"));
+        let value = serde_json::from_slice(body)
+            .map_err(|error| format!("body is not valid JSON: {error}"))?;
+        return Ok((value, json_from_raw));
     }
     if media == "application/x-www-form-urlencoded" {
         let text = std::str::from_utf8(body).map_err(|_| "form body is not UTF-8".to_string())?;
-        return Ok(Value::Object(parse_form(text)));
+        return Ok((Value::Object(parse_form(text)), None));
     }
     if body.is_empty() {
-        return Ok(Value::Null);
+        return Ok((Value::Null, None));
     }
     if media.is_empty()
         && let Ok(value) = serde_json::from_slice(body)
     {
-        return Ok(value);
+        return Ok((value, json_from_raw));
     }
-    Ok(Value::String(String::from_utf8_lossy(body).into_owned()))
+    let text = String::from_utf8_lossy(body).into_owned();
+    Ok((Value::String(text), Some(BodyEncoding::Text)))
 }
 
 /// Parses `a=1&b=2`; a repeated name keeps its values as a list.
@@ -227,15 +234,44 @@ mod tests {
 
     #[test]
     fn form_body_repeated_names_become_list() {
-        let parsed =
+        let (parsed, from_raw) =
             parse_body("application/x-www-form-urlencoded", b"a=1&b=x+y&a=2").expect("valid form");
         assert_eq!(parsed, serde_json::json!({"a": ["1", "2"], "b": "x y"}));
+        // A search for "x y" must find the stored event, so the parsed
+        // form is stored too.
+        assert_eq!(from_raw, None);
     }
 
     #[test]
     fn big_integer_body_kept_exact() {
-        let parsed =
+        let (parsed, _) =
             parse_body("application/json", b"{\"id\":9007199254740993}").expect("valid JSON");
         assert_eq!(parsed["id"].to_string(), "9007199254740993");
+    }
+
+    #[test]
+    fn body_parsed_again_from_text_is_equal() {
+        let order = include_str!("../../tests/fixtures/shopify-orders-create.json");
+        let bodies: [(&str, &str, Option<BodyEncoding>); 4] = [
+            ("application/json", order, Some(BodyEncoding::Json)),
+            ("", "[1, 2.50, {\"a\": null}]", Some(BodyEncoding::Json)),
+            ("text/plain", "order 1001 paid", Some(BodyEncoding::Text)),
+            ("", "not json {", Some(BodyEncoding::Text)),
+        ];
+        for (content_type, body, expected) in bodies {
+            let (parsed, from_raw) = parse_body(content_type, body.as_bytes()).expect("valid body");
+            assert_eq!(from_raw, expected, "{body}");
+            let encoding = from_raw.expect("an encoding for every body here");
+            let again = encoding.parse(body).expect("parses again");
+            assert_eq!(again, parsed, "{body}");
+        }
+    }
+
+    #[test]
+    fn json_with_escapes_keeps_parsed_body() {
+        let (parsed, from_raw) =
+            parse_body("application/json", br#"{"name":"Caf\u00e9"}"#).expect("valid JSON");
+        assert_eq!(parsed["name"], "Café");
+        assert_eq!(from_raw, None);
     }
 }
