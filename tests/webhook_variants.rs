@@ -227,29 +227,77 @@ async fn hex_signature_needs_its_prefix() {
     assert_eq!(response.status(), StatusCode::ACCEPTED);
 }
 
-#[tokio::test]
-async fn stored_event_reads_back_its_body() {
-    let (_supplier, server) = server().await;
-    let order = fixture("shopify-orders-create.json");
-    let digest = hex::encode(hmac(GITHUB_SECRET, &[order.as_slice()]));
+/// Posts `body` to the `github` workflow with a valid signature and
+/// returns the new run's id.
+async fn post_signed(server: &TestServer, body: &[u8]) -> String {
+    let digest = hex::encode(hmac(GITHUB_SECRET, &[body]));
     let headers = [
         ("X-Hub-Signature-256", format!("sha256={digest}")),
         ("Content-Type", "application/json".to_string()),
     ];
-
-    let response = post(&server, "/hooks/github", &headers, order.clone()).await;
+    let response = post(server, "/hooks/github", &headers, body.to_vec()).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let run = server.wait_for_run(&run_id_of(response).await).await;
+    run_id_of(response).await
+}
 
+#[tokio::test]
+async fn stored_event_reads_back_its_body() {
+    let (_supplier, server) = server().await;
+    let order = fixture("shopify-orders-create.json");
     let expected: Value = serde_json::from_slice(&order).expect("the fixture is JSON");
+
+    let run_id = post_signed(&server, &order).await;
+    let run = server.wait_for_run(&run_id).await;
+
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["trigger"]["body"], expected);
     assert_eq!(
         run["trigger"]["raw"],
-        String::from_utf8(order).expect("UTF-8")
+        String::from_utf8(order.clone()).expect("UTF-8")
     );
     assert!(run["trigger"].get("body_from_raw").is_none(), "{run}");
-    assert_eq!(run["steps"][0]["output"], expected);
+
+    // The stored event keeps the body once, as text, and a store opened
+    // on the same files parses it again.
+    let copy = tempfile::TempDir::new().expect("a second data directory");
+    copy_data_dir(server.data_path(), copy.path());
+    {
+        let db = sled::open(copy.path()).expect("opening the copy");
+        let triggers = db.open_tree("triggers").expect("the triggers tree");
+        let bytes = triggers
+            .get(run_id.as_bytes())
+            .expect("reading the event")
+            .expect("the event is stored");
+        let stored: Value = serde_json::from_slice(&bytes).expect("stored as JSON");
+        assert!(stored.get("body").is_none(), "{stored}");
+        assert_eq!(stored["body_from_raw"], "json");
+    }
+    let store = tether::store::SledStore::open(copy.path()).expect("opening the store");
+    let loaded = tether::store::Store::load_run(&store, &run_id)
+        .expect("loading the run")
+        .expect("the run is stored");
+    assert_eq!(loaded.trigger.body, expected);
+}
+
+#[tokio::test]
+async fn search_finds_quoted_field_of_body() {
+    let (_supplier, server) = server().await;
+    let wanted = post_signed(&server, br#"{"email":"mira@example.com","total":"42.00"}"#).await;
+    let other = post_signed(
+        &server,
+        br#"{"email":"noor@example.com","note":"mira@example.com"}"#,
+    )
+    .await;
+    server.wait_for_run(&wanted).await;
+    server.wait_for_run(&other).await;
+
+    let needle: String =
+        form_urlencoded::byte_serialize(br#""email":"Mira@example.com""#).collect();
+    let (status, page) = server.get_page(&format!("/?q={needle}")).await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&wanted), "{page}");
+    assert!(!page.contains(&other), "{page}");
 }
 
 fn stripe_header(timestamp: i64, body: &[u8]) -> String {

@@ -44,7 +44,8 @@ impl Redactor {
             .any(|secret| text.contains(secret.as_str()))
     }
 
-    /// Whether a string of a JSON value, or a key, contains a secret value.
+    /// Returns whether a string or key anywhere in a JSON value contains a
+    /// secret value.
     fn finds_secret_in(&self, value: &Value) -> bool {
         if self.secrets.is_empty() {
             return false;
@@ -105,7 +106,8 @@ impl Redactor {
 /// stored. The raw body is kept as received, because signatures are checked
 /// over it; secrets are masked in it only when they appear literally.
 pub fn mask_trigger(redactor: &Redactor, trigger: &mut super::run::TriggerEvent) {
-    // Masking changes the body and the text apart, so both are stored.
+    // Masking can change the body and the text differently, so then both
+    // are stored.
     let secret_in_body = trigger
         .raw
         .as_deref()
@@ -164,11 +166,20 @@ mod tests {
             body_from_raw: Some(BodyEncoding::Json),
             ..TriggerEvent::default()
         };
-        // Only the parsed string holds the secret, so only it is masked.
+        // Only the parsed string contains the secret, so only it is masked.
         let mut escaped = event(r#"{"token":"tok\u005f123"}"#);
         mask_trigger(&redactor, &mut escaped);
         assert_eq!(escaped.body["token"], "[redacted]");
         assert_eq!(escaped.body_from_raw, None);
+
+        // A secret inside a number is masked in the text alone, which then
+        // no longer parses as the body.
+        let digits = Redactor::new(["123".to_string()]);
+        let mut number = event(r#"{"n":91234}"#);
+        mask_trigger(&digits, &mut number);
+        assert_eq!(number.raw.as_deref(), Some(r#"{"n":9[redacted]4}"#));
+        assert_eq!(number.body, serde_json::json!({"n": 91234}));
+        assert_eq!(number.body_from_raw, None);
 
         let mut plain = event(r#"{"token":"none here"}"#);
         mask_trigger(&redactor, &mut plain);

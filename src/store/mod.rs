@@ -90,8 +90,9 @@ pub struct RunQuery {
     /// Only runs created before this time.
     pub until: Option<DateTime<Utc>>,
     /// Only runs whose stored trigger event contains this text, compared
-    /// without regard to ASCII case. The event is JSON, so a quote or a
-    /// backslash matches only in its escaped form.
+    /// without regard to ASCII case. A webhook body is matched as the sender
+    /// wrote it, spacing and number format included. Quotes and
+    /// backslashes match as written or escaped.
     pub text: Option<String>,
     pub limit: usize,
 }

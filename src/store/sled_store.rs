@@ -214,6 +214,12 @@ fn claim_in_transaction(kind: TriggerKind, debounced: bool) -> bool {
     kind != TriggerKind::Webhook || debounced
 }
 
+fn contains_ignoring_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle))
+}
+
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -316,14 +322,20 @@ impl SledStore {
         let Some(event) = self.trees.triggers.get(key)? else {
             return Ok(false);
         };
-        let needle = needle.as_bytes();
         if needle.is_empty() {
             return Ok(true);
         }
-        let found = event
-            .windows(needle.len())
-            .any(|window| window.eq_ignore_ascii_case(needle));
-        Ok(found)
+        if contains_ignoring_case(&event, needle.as_bytes()) {
+            return Ok(true);
+        }
+        // A body stored only as its text is a JSON string in the event, with
+        // its quotes and backslashes escaped.
+        if needle.contains(['"', '\\']) {
+            let quoted = serde_json::to_string(needle).map_err(StoreError::Encode)?;
+            let escaped = &quoted[1..quoted.len() - 1];
+            return Ok(contains_ignoring_case(&event, escaped.as_bytes()));
+        }
+        Ok(false)
     }
 
     /// Deletes journal entries of runs created before `cutoff` that have no

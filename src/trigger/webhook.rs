@@ -113,12 +113,14 @@ pub fn event_from_request(
 }
 
 /// JSON for JSON content types (and for bodies without one that parse as
-/// JSON), a map for form-encoded bodies, text otherwise. Also says how the
-/// body can be parsed again from its text, where that gives the same value
-/// and a search of the stored text finds what a search of the value would.
+/// JSON), a map for form-encoded bodies, text otherwise. Also returns how
+/// the body can be parsed again from its text, for bodies the store then
+/// keeps as text alone.
 fn parse_body(content_type: &str, body: &[u8]) -> Result<(Value, Option<BodyEncoding>), String> {
     let media = content_type.split(';').next().unwrap_or("").trim();
-    // Escapes read differently in the text than in the parsed strings.
+    // A search for a string that the text spells with escapes, such as
+    // `\u00e9`, would not find it in the text, so such a body is stored
+    // parsed too. Form bodies likewise.
     let json_from_raw = (!body.contains(&b'\\')).then_some(BodyEncoding::Json);
     if media == "application/json" || media.ends_with("+json") {
         let value = serde_json::from_slice(body)
