@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 cargo bench --bench webhook_ingest -- 40000 32
 cargo bench --bench webhook_ingest -- 40000 128
+cargo bench --bench webhook_ingest -- 40000 128 --body=tests/fixtures/shopify-orders-create.json
 cargo bench --bench step_overhead -- 2000
 cargo bench --bench end_to_end -- 10000 32
 TETHER_BENCH_WORKFLOW_CONCURRENCY=4 cargo bench --bench end_to_end -- 10000 32
