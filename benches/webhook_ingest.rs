@@ -6,9 +6,9 @@
 //! engine only storing runs ("ingest only") and with it also executing them
 //! on the same cores ("runs executing").
 //!
-//! Each request sends `{"name":"request N"}` unless `--body=FILE` names a
-//! JSON object to send instead, such as a store's order payload; the
-//! request's number is then added to it as `"n"`, so no two bodies are the
+//! Each request sends `{"name":"request N"}`. With `--body=FILE`, it sends
+//! the JSON object in that file instead, such as a store's order payload,
+//! with the request's number added as `"n"` so that no two bodies are the
 //! same.
 //!
 //! `cargo bench --bench webhook_ingest -- [REQUESTS] [CONCURRENCY] [bare|none|group|per-event] [--ingest-only] [--body=FILE]`
@@ -103,9 +103,11 @@ struct Payload {
 impl Payload {
     fn read(path: &str) -> Self {
         let text = std::fs::read_to_string(path)
-            .unwrap_or_else(|error| panic!("reading the body file {path}: {error}"));
+            .unwrap_or_else(|error| panic!("reading the body file {path} failed: {error}"));
         let Some(rest) = text.trim_start().strip_prefix('{') else {
-            panic!("the body file {path} must hold a JSON object");
+            panic!(
+                "the body file {path} must contain a JSON object, such as tests/fixtures/shopify-orders-create.json"
+            );
         };
         Payload {
             rest: rest.to_string(),

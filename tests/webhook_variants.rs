@@ -282,22 +282,22 @@ async fn stored_event_reads_back_its_body() {
 #[tokio::test]
 async fn search_finds_quoted_field_of_body() {
     let (_supplier, server) = server().await;
-    let wanted = post_signed(&server, br#"{"email":"mira@example.com","total":"42.00"}"#).await;
-    let other = post_signed(
+    let mira = post_signed(&server, br#"{"email":"mira@example.com","total":"42.00"}"#).await;
+    let noor = post_signed(
         &server,
         br#"{"email":"noor@example.com","note":"mira@example.com"}"#,
     )
     .await;
-    server.wait_for_run(&wanted).await;
-    server.wait_for_run(&other).await;
+    server.wait_for_run(&mira).await;
+    server.wait_for_run(&noor).await;
 
     let needle: String =
         form_urlencoded::byte_serialize(br#""email":"Mira@example.com""#).collect();
     let (status, page) = server.get_page(&format!("/?q={needle}")).await;
 
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains(&wanted), "{page}");
-    assert!(!page.contains(&other), "{page}");
+    assert!(page.contains(&mira), "{page}");
+    assert!(!page.contains(&noor), "{page}");
 }
 
 fn stripe_header(timestamp: i64, body: &[u8]) -> String {

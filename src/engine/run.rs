@@ -98,8 +98,8 @@ pub struct TriggerEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
     /// Set when `body` is exactly `raw` parsed this way, so the store keeps
-    /// only `raw` and parses it again when it reads the event. Shown
-    /// nowhere else.
+    /// only `raw` and parses it again when it reads the event. Left out of
+    /// the event's JSON everywhere else.
     #[serde(default, skip_serializing)]
     pub body_from_raw: Option<BodyEncoding>,
     /// Header names in lower case.
@@ -121,7 +121,7 @@ pub struct TriggerEvent {
     pub received_at: DateTime<Utc>,
 }
 
-/// How a webhook body was parsed into a trigger event's `body`.
+/// Parser that turned a webhook body into a trigger event's `body`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BodyEncoding {

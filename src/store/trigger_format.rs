@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn event_stored_with_its_body_reads_back() {
-        // As every event was stored before bodies were parsed again.
+        // The form of every event stored before bodies were stored once.
         let bytes = br#"{"kind":"webhook","body":{"a":1},"raw":"{\"a\":1}","headers":{},"query":{},"received_at":"2026-12-01T10:00:00Z"}"#;
         let read = decode(bytes).expect("decodes");
         assert_eq!(read.body, json!({"a": 1}));
